@@ -1,0 +1,60 @@
+"""Outputs that appear only complete: temporary names, then rename.
+
+A product directory is built in a hidden sibling (``.OUTDIR.tmp-XXXX``) and moved into place
+when every file is written, so a failed run leaves OUTDIR absent or unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
+
+    Examples
+    --------
+    >>> with atomic_file("out.json") as tmp:          # doctest: +SKIP
+    ...     tmp.write_text("{}")
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def staged_dir(outdir: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty staging directory that replaces ``outdir`` when the block succeeds.
+
+    If ``outdir`` exists it is swapped out only after the new content is complete; on error
+    the staging directory is removed and ``outdir`` is untouched.
+    """
+    outdir = Path(outdir).absolute()
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.tmp-", dir=outdir.parent))
+    try:
+        yield stage
+        if outdir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.old-", dir=outdir.parent))
+            os.replace(outdir, old / "x")
+            os.replace(stage, outdir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(stage, outdir)
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)

@@ -1,0 +1,189 @@
+"""Raster grids, reading with nodata as NaN, reprojection and atomic COG writing (rasterio/GDAL)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
+from rasterio.warp import reproject, transform_bounds
+from rasterio.windows import Window
+
+from .atomic import atomic_file
+from .errors import UserError, require_file
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A raster grid: CRS, affine transform and shape (pixel-is-area, GDAL convention)."""
+
+    crs: CRS | None
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    @property
+    def res(self) -> tuple[float, float]:
+        """Pixel size (x, y) in CRS units, both positive."""
+        return (abs(self.transform.a), abs(self.transform.e))
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top) in CRS units."""
+        t = self.transform
+        xs = [t.c, t.c + t.a * self.width]
+        ys = [t.f, t.f + t.e * self.height]
+        return (min(xs), min(ys), max(xs), max(ys))
+
+    def bounds_lonlat(self) -> tuple[float, float, float, float]:
+        """(west, south, east, north) in degrees (EPSG:4326)."""
+        if self.crs is None:
+            raise ValueError("grid has no CRS")
+        return tuple(transform_bounds(self.crs, "EPSG:4326", *self.bounds, densify_pts=21))
+
+    def same_as(self, other: "Grid", tol: float = 1e-6) -> bool:
+        """True when both grids have the same CRS, shape and transform (to ``tol`` of a pixel)."""
+        if self.shape != other.shape or (self.crs is None) != (other.crs is None):
+            return False
+        if self.crs is not None and self.crs != other.crs:
+            return False
+        a, b = np.array(self.transform)[:6], np.array(other.transform)[:6]
+        scale = max(self.res)
+        return bool(np.all(np.abs(a - b) <= tol * scale))
+
+    def window(self, row0: int, row1: int, col0: int, col1: int) -> "Grid":
+        """The sub-grid of rows [row0, row1) and columns [col0, col1)."""
+        t = self.transform * Affine.translation(col0, row0)
+        return Grid(self.crs, t, col1 - col0, row1 - row0)
+
+    def nodes(self, rows: np.ndarray, cols: np.ndarray, step: float) -> "Grid":
+        """The grid whose cell centres are pixel centres ``rows`` x ``cols`` (regular, ``step`` px)."""
+        t = self.transform * Affine.translation(cols[0] + 0.5 - step / 2, rows[0] + 0.5 - step / 2)
+        return Grid(self.crs, t * Affine.scale(step), len(cols), len(rows))
+
+    def xy(self, rows, cols) -> tuple[np.ndarray, np.ndarray]:
+        """Map coordinates of pixel centres."""
+        rows, cols = np.asarray(rows, float), np.asarray(cols, float)
+        t = self.transform
+        return (t.c + t.a * (cols + 0.5) + t.b * (rows + 0.5),
+                t.f + t.d * (cols + 0.5) + t.e * (rows + 0.5))
+
+    def profile(self) -> dict:
+        return {"crs": self.crs, "transform": self.transform, "width": self.width, "height": self.height}
+
+
+def open_raster(path: str | os.PathLike):
+    """Open a raster for reading, raising :class:`UserError` for a missing or non-raster file."""
+    p = require_file(path)
+    try:
+        return rasterio.open(p)
+    except RasterioIOError:
+        raise UserError("not a raster GDAL can read", p) from None
+
+
+def read_grid(path: str | os.PathLike) -> Grid:
+    """The :class:`Grid` of a raster file."""
+    with open_raster(path) as ds:
+        return Grid(ds.crs, ds.transform, ds.width, ds.height)
+
+
+def _to_float(ds, data: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    out = data.astype(np.float32, copy=False)
+    if mask is not None:
+        out = np.where(mask, np.float32(np.nan), out)
+    return out
+
+
+def read_band(path: str | os.PathLike, band: int = 1, window: Window | None = None,
+              out_shape: tuple[int, int] | None = None,
+              resampling: Resampling = Resampling.average) -> np.ndarray:
+    """Read one band as float32 with nodata (and masked pixels) as NaN.
+
+    ``window`` may extend past the raster edge: the outside is NaN (boundless read).
+    ``out_shape`` reads a decimated overview-friendly version (used by coarse passes).
+    """
+    with open_raster(path) as ds:
+        if band > ds.count:
+            raise UserError(f"has {ds.count} band(s), band {band} requested", path)
+        boundless = window is not None and (
+            window.col_off < 0 or window.row_off < 0
+            or window.col_off + window.width > ds.width or window.row_off + window.height > ds.height)
+        data = ds.read(band, window=window, out_shape=out_shape, resampling=resampling,
+                       masked=True, boundless=boundless, fill_value=ds.nodata)
+        return _to_float(ds, np.ma.getdata(data), np.ma.getmaskarray(data))
+
+
+def reproject_band(path: str | os.PathLike, grid: Grid, band: int = 1,
+                   resampling: Resampling = Resampling.bilinear) -> np.ndarray:
+    """Read a band resampled onto ``grid`` (float32, NaN outside the source or at nodata)."""
+    with open_raster(path) as ds:
+        dst = np.full(grid.shape, np.nan, np.float32)
+        src_nodata = ds.nodata
+        reproject(rasterio.band(ds, band), dst, src_nodata=src_nodata, dst_nodata=np.nan,
+                  dst_transform=grid.transform, dst_crs=grid.crs, resampling=resampling)
+        return dst
+
+
+def write_cog(path: str | os.PathLike, bands: np.ndarray | Sequence[np.ndarray], grid: Grid, *,
+              nodata: float | int | None = np.nan, descriptions: Sequence[str] | None = None,
+              tags: Mapping[str, str] | None = None,
+              band_tags: Sequence[Mapping[str, str]] | None = None,
+              units: Sequence[str] | str | None = None, dtype: str | None = None,
+              colormap: Mapping[int, tuple] | None = None,
+              compress: str = "deflate") -> str:
+    """Write a cloud-optimised GeoTIFF atomically (temporary name, then rename).
+
+    Parameters
+    ----------
+    bands : array (H, W) or (B, H, W) or sequence of (H, W)
+        Data; float NaN is written as ``nodata``.
+    units : str or one per band
+        Stored as band tag ``units`` and as GDAL band unit type, so QGIS shows it.
+    tags : dataset-level metadata (e.g. dates, sign conventions).
+    """
+    arr = np.asarray(bands)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.shape[1:] != grid.shape:
+        raise ValueError(f"array shape {arr.shape[1:]} does not match grid {grid.shape}")
+    dtype = dtype or arr.dtype.name
+    if np.issubdtype(np.dtype(dtype), np.integer) and nodata is not None and np.isnan(nodata):
+        nodata = None
+    if nodata is not None and not (isinstance(nodata, float) and np.isnan(nodata)) \
+            and np.issubdtype(arr.dtype, np.floating):
+        arr = np.where(np.isnan(arr), nodata, arr)
+    if isinstance(units, str):
+        units = [units] * arr.shape[0]
+    profile = dict(driver="COG", width=grid.width, height=grid.height, count=arr.shape[0],
+                   dtype=dtype, crs=grid.crs, transform=grid.transform, nodata=nodata,
+                   compress=compress, overview_resampling="nearest" if colormap else "average",
+                   BIGTIFF="IF_SAFER")
+    if np.issubdtype(np.dtype(dtype), np.floating):
+        profile["predictor"] = 3
+    with atomic_file(path) as tmp:
+        with rasterio.open(tmp, "w", **profile) as ds:
+            ds.write(arr.astype(dtype, copy=False))
+            if tags:
+                ds.update_tags(**{k: str(v) for k, v in tags.items()})
+            for i in range(arr.shape[0]):
+                if descriptions:
+                    ds.set_band_description(i + 1, descriptions[i])
+                bt = dict(band_tags[i]) if band_tags else {}
+                if units:
+                    bt.setdefault("units", units[i])
+                    ds.set_band_unit(i + 1, units[i])
+                if bt:
+                    ds.update_tags(i + 1, **{k: str(v) for k, v in bt.items()})
+            if colormap:
+                ds.write_colormap(1, colormap)
+    return os.fspath(path)
