@@ -1,0 +1,98 @@
+"""Acquisition dates from command-line values, raster metadata or file names."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+
+import rasterio
+
+from .errors import UserError
+
+# Most specific first: Landsat pre-collection ids carry year + day of year; collection ids,
+# Sentinel-1/2 names and generic names carry YYYYMMDD or YYYY-MM-DD.
+_LANDSAT_OLD = re.compile(r"L[COTEM]\d\d{6}(\d{4})(\d{3})[A-Z]{3}\d{2}")
+_LANDSAT_COLL = re.compile(r"L[COTEM]0\d_L\w{3}_\d{6}_(\d{8})_\d{8}")
+_YMD = re.compile(r"(?<!\d)((?:19|20)\d{2})-?(0[1-9]|1[0-2])-?(0[1-9]|[12]\d|3[01])(?:T\d{6})?(?!\d)")
+_TAGS = ("ACQUISITION_DATE", "DATE_ACQUIRED", "acquisition_date", "date", "DATE",
+         "TIFFTAG_DATETIME", "ACQUISITIONDATETIME", "datetime", "start_datetime")
+
+
+def parse_date(text: str, source: str | None = None) -> dt.date:
+    """Parse an ISO date (YYYY-MM-DD, YYYYMMDD, or an ISO datetime) given by the user."""
+    s = str(text).strip()
+    for fmt in ("%Y-%m-%d", "%Y%m%d", "%Y:%m:%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y%m%dT%H%M%S"):
+        try:
+            return dt.datetime.strptime(s.rstrip("Z")[:19], fmt).date()
+        except ValueError:
+            pass
+    raise UserError(f"cannot read a date from {s!r} (use YYYY-MM-DD)", source)
+
+
+def date_from_name(path: str | os.PathLike) -> dt.date | None:
+    """The acquisition date encoded in a file name (Landsat, Sentinel, or YYYYMMDD), or None.
+
+    Examples
+    --------
+    >>> date_from_name("LC80630182016200LGN00_B8.TIF")
+    datetime.date(2016, 7, 18)
+    >>> date_from_name("S2A_MSIL1C_20180304T201639_N0206_R071_T08VLK_20180304T214800.tif")
+    datetime.date(2018, 3, 4)
+    """
+    name = os.path.basename(os.fspath(path))
+    m = _LANDSAT_OLD.search(name)
+    if m:
+        return dt.date(int(m.group(1)), 1, 1) + dt.timedelta(days=int(m.group(2)) - 1)
+    m = _LANDSAT_COLL.search(name)
+    if m:
+        return dt.datetime.strptime(m.group(1), "%Y%m%d").date()
+    m = _YMD.search(name)
+    if m:
+        try:
+            return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        except ValueError:
+            return None
+    return None
+
+
+def date_from_tags(path: str | os.PathLike) -> dt.date | None:
+    """The acquisition date from GeoTIFF metadata tags, or None."""
+    try:
+        with rasterio.open(path) as ds:
+            tags = ds.tags()
+    except Exception:
+        return None
+    for key in _TAGS:
+        if key in tags:
+            try:
+                return parse_date(tags[key])
+            except UserError:
+                continue
+    return None
+
+
+def acquisition_date(path: str | os.PathLike) -> dt.date | None:
+    """Date of an image from its metadata, else its file name, else None."""
+    return date_from_tags(path) or date_from_name(path)
+
+
+def pair_dates(ref: str, sec: str, given: tuple[str, str] | None = None) -> tuple[dt.date, dt.date]:
+    """Dates of an image pair: given on the command line, else from metadata or names.
+
+    Raises :class:`UserError` naming the file whose date is missing, or when the dates are
+    equal or out of order (the velocity would be infinite or of the wrong sign).
+    """
+    if given:
+        d1, d2 = parse_date(given[0], "--dates"), parse_date(given[1], "--dates")
+    else:
+        d1, d2 = acquisition_date(ref), acquisition_date(sec)
+        for d, p in ((d1, ref), (d2, sec)):
+            if d is None:
+                raise UserError("no acquisition date in its metadata or file name; "
+                                "give --dates D1 D2", p)
+    if d1 == d2:
+        raise UserError(f"both images are dated {d1}; a velocity needs two different dates", sec)
+    if d2 < d1:
+        raise UserError(f"dated {d2}, before the reference image ({d1}); swap REF and SEC", sec)
+    return d1, d2

@@ -1,0 +1,9 @@
+"""Synthetic scenes with exactly known truth, for testing the product chains without real data.
+
+:func:`make_glacier_pair` gives an optical image pair of a valley glacier with its true
+forward displacement; :func:`make_uniform_shift_pair` one constant sub-pixel shift.
+"""
+
+from .velocity import SyntheticPair, make_glacier_pair, make_uniform_shift_pair
+
+__all__ = ["SyntheticPair", "make_glacier_pair", "make_uniform_shift_pair"]

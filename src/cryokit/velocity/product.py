@@ -1,0 +1,311 @@
+"""The optical glacier-velocity product: REF + SEC images -> vx, vy, speed, snr + records.
+
+Reading, tiling and writing live here; the algorithms are in :mod:`.track`, :mod:`.correlate`,
+:mod:`.filters` and :mod:`.stable`. Work is split into tiles of the node grid, each reading
+only a window of both images, so images larger than memory are tracked, and tiles run on a
+local dask cluster or an existing scheduler with results identical to the serial run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from .. import __version__, parallel
+from ..atomic import staged_dir
+from ..dates import pair_dates
+from ..errors import UserError
+from ..product import write_json, write_records
+from ..quicklook import vector_quicklook
+from ..raster import Grid, open_raster, read_grid, reproject_band, write_cog
+from . import stable
+from .track import (NodeField, TrackParams, clean_field, match_window, node_origins, node_shape,
+                    search_centres, window_margin)
+
+UNITS = {"m/d": 1.0, "m/yr": 365.25}
+CONVENTION = ("vx positive towards grid east (increasing x), vy positive towards grid north "
+              "(increasing y); displacement of REF features in SEC divided by the time span")
+
+
+@dataclass(frozen=True)
+class VelocityOptions:
+    """Product-level options (everything that is not a tracking parameter)."""
+
+    units: str = "m/d"
+    stable_model: str = "median"
+    resample: bool = False
+    tile_nodes: int = 0          # node rows/cols per tile; 0 = about 2048 px per tile side
+    workers: int | None = None
+    scheduler: str | None = None
+    progress: bool = False
+    place: str | None = None
+    licence: str = "CC-BY-4.0"
+
+
+# ----------------------------------------------------------------------------- reading
+
+@contextlib.contextmanager
+def _open_on(path: str, grid: Grid | None):
+    """Open ``path``; with ``grid``, as a bilinear warp onto that grid (the --resample case)."""
+    with open_raster(path) as ds:
+        if grid is None:
+            yield ds
+        else:
+            with WarpedVRT(ds, crs=grid.crs, transform=grid.transform, width=grid.width,
+                           height=grid.height, resampling=Resampling.bilinear,
+                           src_nodata=ds.nodata, nodata=np.nan, dtype="float32") as vrt:
+                yield vrt
+
+
+def _read(ds, window: Window | None = None, out_shape=None) -> np.ndarray:
+    boundless = window is not None and (
+        window.col_off < 0 or window.row_off < 0 or window.col_off + window.width > ds.width
+        or window.row_off + window.height > ds.height)
+    data = ds.read(1, window=window, out_shape=out_shape, masked=True, boundless=boundless,
+                   resampling=Resampling.average)
+    out = np.ma.getdata(data).astype(np.float32)
+    out[np.ma.getmaskarray(data)] = np.nan
+    return out
+
+
+def _decimated(path: str, grid: Grid, factor: int, warp: Grid | None) -> np.ndarray:
+    """Block means by ``factor`` over whole blocks, read through GDAL (overviews when present)."""
+    h, w = grid.height // factor, grid.width // factor
+    with _open_on(path, warp) as ds:
+        return _read(ds, Window(0, 0, w * factor, h * factor), out_shape=(h, w))
+
+
+def match_tile(tile: tuple[slice, slice], *, ref: str, sec: str, warp: Grid | None,
+               params: TrackParams, centre_dy: np.ndarray, centre_dx: np.ndarray,
+               search: int) -> tuple[np.ndarray, ...]:
+    """Match the nodes of one tile, reading only the windows of REF and SEC they need."""
+    rs, cs = tile
+    ny, nx = rs.stop - rs.start, cs.stop - cs.start
+    R, C = np.meshgrid(node_origins(ny, params.step, params.chip, rs.start),
+                       node_origins(nx, params.step, params.chip, cs.start), indexing="ij")
+    cy, cx = centre_dy[rs, cs], centre_dx[rs, cs]
+    m = window_margin(params)
+    top = int(min(R.min(), (R + cy).min() - search)) - m
+    left = int(min(C.min(), (C + cx).min() - search)) - m
+    bottom = int(max(R.max(), (R + cy).max() + search)) + params.chip + m
+    right = int(max(C.max(), (C + cx).max() + search)) + params.chip + m
+    win = Window(left, top, right - left, bottom - top)
+    with _open_on(ref, None) as ds:
+        a = _read(ds, win)
+    with _open_on(sec, warp) as ds:
+        b = _read(ds, win)
+    out = match_window(a, b, (R - top).ravel(), (C - left).ravel(), cy.ravel(), cx.ravel(),
+                       params, search)
+    return tuple(o.reshape(ny, nx) for o in out)
+
+
+# ----------------------------------------------------------------------------- checks
+
+def _check_grids(ref: str, sec: str, resample: bool) -> tuple[Grid, Grid | None]:
+    g_ref, g_sec = read_grid(ref), read_grid(sec)
+    if g_ref.crs is None:
+        raise UserError("has no coordinate reference system", ref)
+    if g_ref.crs.is_geographic:
+        raise UserError("is in geographic coordinates (degrees); velocity needs a projected "
+                        "CRS in metres (reproject it, e.g. to UTM)", ref)
+    if g_ref.same_as(g_sec):
+        return g_ref, None
+    if not resample:
+        why = "CRS differs" if g_ref.crs != g_sec.crs else (
+            "shape differs" if g_ref.shape != g_sec.shape else "transform differs")
+        raise UserError(f"is not on the grid of the reference image ({why}); "
+                        "use --resample to put it on REF's grid", sec)
+    return g_ref, g_ref
+
+
+def _prior_offsets(path: str, ngrid: Grid, grid: Grid, dt_days: float) -> tuple[np.ndarray, ...]:
+    """Prior velocity (vx, vy in m/d or m/yr, by its ``units`` tag) -> node offsets in px."""
+    p = Path(path)
+    files = [(p / "vx.tif", 1), (p / "vy.tif", 1)] if p.is_dir() else [(p, 1), (p, 2)]
+    vel = []
+    for f, band in files:
+        with open_raster(f) as ds:
+            if band > ds.count:
+                raise UserError("a prior velocity raster needs two bands (vx, vy) or a "
+                                "directory with vx.tif and vy.tif", f)
+            units = ds.tags(band).get("units") or ds.tags().get("units") or "m/d"
+        if units not in UNITS:
+            raise UserError(f"unknown velocity units {units!r} (expected m/d or m/yr)", f)
+        vel.append(reproject_band(f, ngrid, band) / UNITS[units] * dt_days)
+    inv = ~Affine(grid.transform.a, grid.transform.b, 0, grid.transform.d, grid.transform.e, 0)
+    dx = inv.a * vel[0] + inv.b * vel[1]
+    dy = inv.d * vel[0] + inv.e * vel[1]
+    if not np.isfinite(dx).any():
+        raise UserError("prior velocity has no valid value over the image", path)
+    return dy, dx
+
+
+# ----------------------------------------------------------------------------- product
+
+def make_velocity(ref: str, sec: str, outdir: str, params: TrackParams = TrackParams(), *,
+                  dates: tuple[str, str] | None = None, stable_mask: str | None = None,
+                  prior: str | None = None, options: VelocityOptions = VelocityOptions()) -> dict:
+    """Make the velocity product of the pair REF -> SEC in ``outdir``; return the report.
+
+    Everything is checked before anything is written; outputs are staged in a hidden sibling
+    directory and moved into ``outdir`` only when complete.
+    """
+    ref, sec = os.fspath(ref), os.fspath(sec)
+    times = {}
+    t0 = time.perf_counter()
+    if options.units not in UNITS:
+        raise UserError(f"unknown units {options.units!r}; use m/d or m/yr")
+    grid, warp = _check_grids(ref, sec, options.resample)
+    d1, d2 = pair_dates(ref, sec, dates)
+    dt_days = (d2 - d1).days
+    ny, nx = node_shape(grid.shape, params.step)
+    if min(ny, nx) < 1:
+        raise UserError(f"image of {grid.width} x {grid.height} px is smaller than one step "
+                        f"({params.step} px)", ref)
+    ngrid = Grid(grid.crs, grid.transform * Affine.scale(params.step), nx, ny)
+    node_stable = None
+    if stable_mask:
+        from ..vector import load_mask  # geopandas is imported only when a mask is used
+        node_stable = load_mask(stable_mask, ngrid)
+
+    f = params.coarse_factor
+    small = (_decimated(ref, grid, f, None), _decimated(sec, grid, f, warp))
+    for img, path in zip(small, (ref, sec)):
+        if not np.isfinite(img).any():
+            raise UserError("all pixels are nodata" if path == ref or warp is None else
+                            "has no valid pixel over the reference image", path)
+    prior_px = _prior_offsets(prior, ngrid, grid, dt_days) if prior else None
+    times["read_s"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    (cy, cx), search = search_centres(None, None, (ny, nx), params, prior_px, small=small)
+    times["coarse_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    side = options.tile_nodes or max(4, 2048 // params.step)
+    tiles = parallel.tiles((ny, nx), (side, side))
+    results = parallel.run_tasks(
+        match_tile, tiles, workers=options.workers, scheduler=options.scheduler,
+        progress=options.progress, description="matching tiles",
+        shared=dict(ref=ref, sec=sec, warp=warp, params=params, centre_dy=cy, centre_dx=cx,
+                    search=search))
+    layers = [np.full((ny, nx), np.nan, np.float32 if k >= 2 else np.float64) for k in range(4)]
+    for (rs, cs), res in zip(tiles, results):
+        for layer, r in zip(layers, res):
+            layer[rs, cs] = r
+    times["match_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    field = clean_field(NodeField(*layers), params)
+    fit = None
+    dx, dy = field.dx, field.dy
+    if node_stable is not None:
+        fit = stable.fit_stable(dx, dy, node_stable, options.stable_model)
+        dx, dy = stable.correct(dx, dy, fit)
+    scale = UNITS[options.units] / dt_days
+    ta = grid.transform
+    vx = ((ta.a * dx + ta.b * dy) * scale).astype(np.float32)
+    vy = ((ta.d * dx + ta.e * dy) * scale).astype(np.float32)
+    speed = np.hypot(vx, vy).astype(np.float32)
+    times["filter_s"] = time.perf_counter() - t
+
+    report = _report(ref, sec, d1, d2, params, options, grid, ngrid, field, fit, stable_mask,
+                     prior, search, scale, times)
+    t = time.perf_counter()
+    _write(outdir, ref, sec, d1, d2, grid, ngrid, vx, vy, speed, field, small[0], report,
+           options)
+    report["timings_s"]["write_s"] = time.perf_counter() - t
+    return report
+
+
+def _report(ref, sec, d1, d2, params, options, grid, ngrid, field, fit, mask, prior, search,
+            scale, times) -> dict:
+    ta = grid.transform
+    to_units = lambda px: [float(abs(ta.a) * px[0] * scale), float(abs(ta.e) * px[1] * scale)]  # noqa: E731
+    rep = {
+        "product": "glacier surface velocity (optical feature tracking)",
+        "software": f"cryokit {__version__}",
+        "reference": os.path.abspath(ref), "secondary": os.path.abspath(sec),
+        "dates": [d1.isoformat(), d2.isoformat()], "dt_days": (d2 - d1).days,
+        "units": options.units, "sign_convention": CONVENTION,
+        "parameters": params.as_dict() | {"fine_search_used": search, "prior": prior,
+                                          "stable_model": options.stable_model,
+                                          "resample": options.resample},
+        "node_grid": {"rows": ngrid.height, "cols": ngrid.width,
+                      "spacing_m": [ngrid.res[0], ngrid.res[1]]},
+        "nodes": field.flags,
+        "valid_fraction": field.flags["valid"] / max(field.flags["nodes"], 1),
+        "stable_ground": None,
+        "timings_s": {k: round(v, 4) for k, v in times.items()},
+    }
+    if fit is not None:
+        rep["stable_ground"] = {
+            "mask": os.path.abspath(mask), "model": fit["model"], "n_nodes": fit["n_stable"],
+            "median_offset_px": fit["median_px"], "median_offset_units": to_units(fit["median_px"]),
+            "nmad_px": fit["nmad_px"], "nmad_units": to_units(fit["nmad_px"]),
+            "coefficients_px": {"x": fit["x"], "y": fit["y"]},
+            "note": "median/NMAD in image x (columns) and y (rows); NMAD after correction",
+        }
+    return rep
+
+
+def _write(outdir, ref, sec, d1, d2, grid, ngrid, vx, vy, speed, field, background, report,
+           options):
+    units = options.units
+    tags = {"date1": d1.isoformat(), "date2": d2.isoformat(), "dt_days": report["dt_days"],
+            "units": units, "sign_convention": CONVENTION,
+            "reference_image": os.path.basename(ref), "secondary_image": os.path.basename(sec),
+            "software": report["software"]}
+    valid = field.valid
+    with staged_dir(outdir) as stage:
+        for name, arr, desc in (("vx", vx, f"velocity easting component ({units})"),
+                                ("vy", vy, f"velocity northing component ({units})"),
+                                ("speed", speed, f"speed ({units})")):
+            write_cog(stage / f"{name}.tif", np.where(valid, arr, np.nan), ngrid,
+                      descriptions=[desc], units=units, tags=tags)
+        write_cog(stage / "snr.tif", np.where(np.isfinite(field.snr), field.snr, np.nan), ngrid,
+                  descriptions=["correlation signal-to-noise (peak / mean |NCC|)"], units="1",
+                  tags=tags | {"units": "1", "peak_band": "none"})
+        if field.filled is not None and field.filled.any():
+            write_cog(stage / "filled.tif", field.filled.astype("uint8"), ngrid, nodata=None,
+                      descriptions=["1 = node filled from neighbours"], units="1", tags=tags)
+        write_json(stage / "report.json", report)
+        b = grid.bounds
+        sg = report["stable_ground"]
+        err = (f"stable-ground NMAD {sg['nmad_units'][0]:.3g} (x), {sg['nmad_units'][1]:.3g} (y) "
+               f"{units} over {sg['n_nodes']} nodes" if sg else "no stable ground given: error "
+               "not estimated")
+        vector_quicklook(stage / "quicklook.png", background, np.where(valid, speed, np.nan),
+                         np.where(valid, vx, np.nan), np.where(valid, vy, np.nan),
+                         extent=(b[0], b[2], b[1], b[3]), units=units,
+                         title=f"Speed {d1} to {d2} ({units})")
+        title = f"Glacier surface velocity {d1} to {d2}"
+        write_records(
+            stage, item_id=f"velocity_{d1:%Y%m%d}_{d2:%Y%m%d}", grid=ngrid, start=d1, end=d2,
+            title={"en": title},
+            abstract=(f"Surface velocity from feature tracking of two optical images "
+                      f"({os.path.basename(ref)}, {os.path.basename(sec)}) acquired {d1} and "
+                      f"{d2} ({report['dt_days']} days). East and north components and speed in "
+                      f"{units} on a {ngrid.res[0]:g} m node grid; {100 * report['valid_fraction']:.1f} % "
+                      f"of nodes valid. {err}."),
+            source=f"{os.path.basename(ref)} ({d1}), {os.path.basename(sec)} ({d2})",
+            method=(f"{report['parameters']['matcher'].upper()} chip matching, chip "
+                    f"{report['parameters']['chip']} px, step {report['parameters']['step']} px, "
+                    f"search {report['parameters']['search']} px coarse-to-fine, "
+                    f"{report['parameters']['prefilter']} pre-filter, Lucas-Kanade sub-pixel "
+                    f"refinement, SNR and normalised median outlier tests, "
+                    f"stable-ground {options.stable_model} correction"),
+            quality=err, place=options.place, temporal_resolution=f"{report['dt_days']} days",
+            licence=options.licence, keywords=("glacier", "velocity", "feature tracking",
+                                               "cryosphere"))
