@@ -63,13 +63,8 @@ class Grid:
 
     def window(self, row0: int, row1: int, col0: int, col1: int) -> "Grid":
         """The sub-grid of rows [row0, row1) and columns [col0, col1)."""
-        t = self.transform * Affine.translation(col0, row0)
+        t = self.transform @ Affine.translation(col0, row0)
         return Grid(self.crs, t, col1 - col0, row1 - row0)
-
-    def nodes(self, rows: np.ndarray, cols: np.ndarray, step: float) -> "Grid":
-        """The grid whose cell centres are pixel centres ``rows`` x ``cols`` (regular, ``step`` px)."""
-        t = self.transform * Affine.translation(cols[0] + 0.5 - step / 2, rows[0] + 0.5 - step / 2)
-        return Grid(self.crs, t * Affine.scale(step), len(cols), len(rows))
 
     def xy(self, rows, cols) -> tuple[np.ndarray, np.ndarray]:
         """Map coordinates of pixel centres."""

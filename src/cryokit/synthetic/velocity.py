@@ -89,7 +89,8 @@ def _scene(fshape, rng, oversample, ice=None) -> np.ndarray:
     hs = _hillshade(_fractal(fshape, rng, 4.0, oversample), oversample)
     scene = 0.42 + 0.16 * (0.45 * _fractal(fshape, rng, 2.6, oversample) + 0.8 * hs)
     if ice is not None:
-        tex = 0.66 + 0.09 * (0.6 * _fractal(fshape, rng, 3.2, oversample, 1 / 64) + 0.5 * hs)
+        # Crevasses, debris bands and surface roughness keep ice trackable (textured).
+        tex = 0.66 + 0.14 * (0.7 * _fractal(fshape, rng, 2.8, oversample, 1 / 64) + 0.5 * hs)
         scene += ice * (tex - scene)
     # A sensor-like blur (half a pixel) so the quintic warp of the scene is exact enough.
     return ndimage.gaussian_filter(scene, 0.5 * oversample, mode="mirror")
@@ -182,8 +183,8 @@ class _Valley:
         self.amp = 0.07 * size
         self.wavelength = 1.3 * np.hypot(h, w)
         self.psi = rng.uniform(0, 2 * np.pi)
-        self.half_width = 0.13 * size
-        self.exponent = 3.0                         # shear margins: U (1 - |n/W|^m)
+        self.half_width = 0.2 * size
+        self.plug = 0.35                            # plug flow inside |n/W| < plug
         self.a_peak = rng.uniform(-0.2, 0.2) * size
         self.a_scale = 0.5 * size
         self.max_speed = float(max_speed)
@@ -206,13 +207,15 @@ class _Valley:
         a, n, cos_t, sin_t = self._frame(rows, cols)
         along = 0.65 + 0.35 * np.exp(-((a - self.a_peak) / self.a_scale) ** 2)
         q = np.minimum(np.abs(n) / self.half_width, 1.0)
-        speed = self.sign * self.max_speed * along * (1 - q ** self.exponent)
+        # Shear margins: a C2 smootherstep from full speed at the plug edge to 0 at the margin.
+        z = np.clip((q - self.plug) / (1 - self.plug), 0, 1)
+        speed = self.sign * self.max_speed * along * (1 - z ** 3 * (10 - 15 * z + 6 * z * z))
         c, s = np.cos(self.phi), np.sin(self.phi)
         return speed * (s * cos_t + c * sin_t), speed * (c * cos_t - s * sin_t)
 
     def describe(self) -> dict:
         return {"flow_axis_deg": float(np.degrees(self.phi)), "flow_sign": float(self.sign),
-                "half_width_px": self.half_width, "margin_exponent": self.exponent}
+                "half_width_px": self.half_width, "plug_fraction": self.plug}
 
 
 def _slc_gaps(shape, fraction, phase, period=30.0, tilt=0.06) -> np.ndarray:

@@ -163,7 +163,7 @@ def correlation_surfaces(ref: np.ndarray, sec: np.ndarray, r0, c0, centre_dy, ce
         clean = usable & (gaps_t == 0) & (gaps_s == 0) & fits
         masked = np.flatnonzero(usable & ~clean)
     else:  # zero vectors (nodata, outside) drop out of the orientation correlation
-        clean, masked = usable & fits, np.array([], np.int64)
+        clean, masked = usable, np.array([], np.int64)
     if matcher == "ncc" and clean.any():  # a flat template has no defined correlation
         j = np.flatnonzero(clean)
         clean[j[np.nanstd(extract(ref, r0[j], c0[j], chip, chip), axis=(1, 2)) < 1e-9]] = False
@@ -177,9 +177,13 @@ def correlation_surfaces(ref: np.ndarray, sec: np.ndarray, r0, c0, centre_dy, ce
                 t = ref[r0[i]:r0[i] + chip, c0[i]:c0[i] + chip]
             else:
                 t = np.nan_to_num(extract(ref, r0[i:i + 1], c0[i:i + 1], chip, chip)[0])
-            res = cv2.matchTemplate(sec[ya[i]:yb[i], xa[i]:xb[i]], t, method)
-            oy, ox = ya[i] - sr0[i], xa[i] - sc0[i]
-            out[i, oy:oy + res.shape[0], ox:ox + res.shape[1]] = res
+            if fits[i]:
+                res = cv2.matchTemplate(sec[ya[i]:yb[i], xa[i]:xb[i]], t, method)
+                oy, ox = ya[i] - sr0[i], xa[i] - sc0[i]
+                out[i, oy:oy + res.shape[0], ox:ox + res.shape[1]] = res
+            else:  # orientation only: zero vectors outside the image carry no weight
+                s = np.nan_to_num(extract(sec, sr0[i:i + 1], sc0[i:i + 1], m, m)[0])
+                out[i] = cv2.matchTemplate(s, t, method)
 
     _map(run_clean, _chunks(len(idx), 512), threads)
 
@@ -234,7 +238,7 @@ def integer_peaks(surf: Surfaces) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
         second = np.where(far.reshape(n, -1), flat, -np.inf).max(1)
         ratio = np.clip(np.where(np.isfinite(second), second / peak, 0.0), 0, 1)
     peak = np.where(np.isfinite(peak), peak, np.nan)
-    return dy, dx, peak.astype(np.float32), np.nan_to_num(snr, posinf=0).astype(np.float32), ratio.astype(np.float32)
+    return dy, dx, peak.astype(np.float32), np.nan_to_num(snr, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32), ratio.astype(np.float32)
 
 
 def _lanczos3(frac: np.ndarray) -> np.ndarray:

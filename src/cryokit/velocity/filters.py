@@ -8,6 +8,8 @@ lets tiles with that much overlap reproduce the whole-image result exactly.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
@@ -127,7 +129,8 @@ def normalized_median_test(dx: np.ndarray, dy: np.ndarray, *, radius: int = 1,
     """
     bad = np.zeros(dx.shape, bool)
     rs = []
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN neighbourhoods stay NaN
         for u in (dx, dy):
             nb = _neighbours(u, radius)
             med = np.nanmedian(nb, axis=-1) if nb.size else nb
@@ -154,7 +157,8 @@ def fill_small_gaps(dx: np.ndarray, dy: np.ndarray, *, radius: int = 1,
     fill = gap & (count >= min_neighbours)
     dx, dy = dx.copy(), dy.copy()
     if fill.any():
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             dx[fill] = np.nanmedian(nx[fill], axis=-1)
             dy[fill] = np.nanmedian(ny[fill], axis=-1)
     return dx, dy, fill

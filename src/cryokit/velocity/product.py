@@ -69,13 +69,27 @@ def _open_on(path: str, grid: Grid | None):
 
 
 def _read(ds, window: Window | None = None, out_shape=None) -> np.ndarray:
-    boundless = window is not None and (
-        window.col_off < 0 or window.row_off < 0 or window.col_off + window.width > ds.width
-        or window.row_off + window.height > ds.height)
-    data = ds.read(1, window=window, out_shape=out_shape, masked=True, boundless=boundless,
-                   resampling=Resampling.average)
-    out = np.ma.getdata(data).astype(np.float32)
-    out[np.ma.getmaskarray(data)] = np.nan
+    """Band 1 as float32 with nodata as NaN; a window reaching past the edges is NaN there.
+
+    The padding is done here rather than by a GDAL boundless read, which warped (--resample)
+    datasets do not support, so both paths read identical values.
+    """
+    inside = window is None or (window.row_off >= 0 and window.col_off >= 0 and
+                                window.row_off + window.height <= ds.height and
+                                window.col_off + window.width <= ds.width)
+    if inside or out_shape is not None:
+        data = ds.read(1, window=window, out_shape=out_shape, masked=True,
+                       resampling=Resampling.average)
+        out = np.ma.getdata(data).astype(np.float32)
+        out[np.ma.getmaskarray(data)] = np.nan
+        return out
+    r0, c0 = int(window.row_off), int(window.col_off)
+    h, w = int(window.height), int(window.width)
+    out = np.full((h, w), np.nan, np.float32)
+    ra, rb = max(r0, 0), min(r0 + h, ds.height)
+    ca, cb = max(c0, 0), min(c0 + w, ds.width)
+    if rb > ra and cb > ca:
+        out[ra - r0:rb - r0, ca - c0:cb - c0] = _read(ds, Window(ca, ra, cb - ca, rb - ra), None)
     return out
 
 
@@ -173,7 +187,7 @@ def make_velocity(ref: str, sec: str, outdir: str, params: TrackParams = TrackPa
     if min(ny, nx) < 1:
         raise UserError(f"image of {grid.width} x {grid.height} px is smaller than one step "
                         f"({params.step} px)", ref)
-    ngrid = Grid(grid.crs, grid.transform * Affine.scale(params.step), nx, ny)
+    ngrid = Grid(grid.crs, grid.transform @ Affine.scale(params.step), nx, ny)
     node_stable = None
     if stable_mask:
         from ..vector import load_mask  # geopandas is imported only when a mask is used

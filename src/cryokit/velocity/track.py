@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -112,7 +113,8 @@ def decimate(img: np.ndarray, factor: int) -> np.ndarray:
     """NaN-aware block mean by ``factor`` (the trailing partial block is dropped)."""
     h, w = (img.shape[0] // factor) * factor, (img.shape[1] // factor) * factor
     b = img[:h, :w].reshape(h // factor, factor, w // factor, factor)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-nodata blocks become NaN
         return np.nanmean(b, axis=(1, 3)).astype(np.float32) if np.isnan(b).any() \
             else b.mean((1, 3), dtype=np.float64).astype(np.float32)
 
