@@ -61,8 +61,9 @@ def test_glacier_pair_accuracy(glacier):
     e_static = _errors(glacier, f, params, ~glacier.glacier)
     assert f.valid[moving].mean() >= 0.90
     assert e_static["rmse_px"] < 0.03          # undeformed ground: noise-limited
-    # Moving ice carries strain within each 40 px chip (shear margins), the dominant error.
-    assert e_all["rmse_px"] < 0.10
+    # Moving ice carries strain within each 40 px chip (shear margins), the dominant error:
+    # 0.055 px measured (issue target 0.05, see docs/BENCHMARKS.md).
+    assert e_all["rmse_px"] < 0.065
     assert e_all["share_over_1px"] == 0.0
 
 

