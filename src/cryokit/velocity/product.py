@@ -290,7 +290,7 @@ def _write(outdir, ref, sec, d1, d2, grid, ngrid, vx, vy, speed, field, backgrou
                       descriptions=[desc], units=units, tags=tags)
         write_cog(stage / "snr.tif", np.where(np.isfinite(field.snr), field.snr, np.nan), ngrid,
                   descriptions=["correlation signal-to-noise (peak / mean |NCC|)"], units="1",
-                  tags=tags | {"units": "1", "peak_band": "none"})
+                  tags=tags | {"units": "1"})
         if field.filled is not None and field.filled.any():
             write_cog(stage / "filled.tif", field.filled.astype("uint8"), ngrid, nodata=None,
                       descriptions=["1 = node filled from neighbours"], units="1", tags=tags)
