@@ -1,7 +1,6 @@
 """The velocity product end to end: files, CLI, bad input, real Yahtse pair, tiles and dask."""
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np

@@ -97,7 +97,7 @@ def masked_ncc(tpl: np.ndarray, srch: np.ndarray, min_overlap: float = 0.5) -> n
     -------
     (N, M - C + 1, M - C + 1) float32 NCC, entry [a, b] for the template placed at (a, b).
     """
-    n, c = tpl.shape[0], tpl.shape[1]
+    c = tpl.shape[1]
     m = srch.shape[1]
     k = m - c + 1
     mt = np.isfinite(tpl).astype(np.float64)

@@ -9,14 +9,12 @@ local dask cluster or an existing scheduler with results identical to the serial
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT

@@ -111,8 +111,7 @@ def window_margin(params: TrackParams) -> int:
 
 
 def _prepared(img: np.ndarray, params: TrackParams) -> np.ndarray:
-    out = filters.prefilter(img, params.prefilter, sigma=params.sigma, window=params.wallis_window)
-    return out
+    return filters.prefilter(img, params.prefilter, sigma=params.sigma, window=params.wallis_window)
 
 
 def decimate(img: np.ndarray, factor: int) -> np.ndarray:
