@@ -61,9 +61,9 @@ def test_glacier_pair_accuracy(glacier):
     e_static = _errors(glacier, f, params, ~glacier.glacier)
     assert f.valid[moving].mean() >= 0.90
     assert e_static["rmse_px"] < 0.03          # undeformed ground: noise-limited
-    # Moving ice carries strain within each 40 px chip (shear margins), the dominant error:
-    # 0.055 px measured (issue target 0.05, see docs/BENCHMARKS.md).
-    assert e_all["rmse_px"] < 0.065
+    # Moving ice carries strain within each 40 px chip (shear margins), the dominant error; the
+    # strain-adaptive LK window brings it to 0.048 px (0.055 with the wide window only).
+    assert e_all["rmse_px"] <= 0.05
     assert e_all["share_over_1px"] == 0.0
 
 
@@ -71,12 +71,13 @@ def test_slc_off_gaps(glacier_slc):
     params = TrackParams(step=16, search=16)
     f = track_pair(glacier_slc.ref, glacier_slc.sec, params)
     e = _errors(glacier_slc, f, params)
-    assert e["rmse_px"] <= 0.12
+    assert e["rmse_px"] <= 0.1
     assert e["share_over_1px"] <= 0.01
     # No NaN leaks into valid output and invalid nodes are NaN.
     assert np.isfinite(f.dx[f.valid]).all() and np.isfinite(f.dy[f.valid]).all()
     assert np.isnan(f.dx[~f.valid]).all()
-    assert f.valid.mean() > 0.45
+    # 8 % of chips are over half gap (skipped by design); 70 % valid measured.
+    assert f.valid.mean() > 0.65
 
 
 @pytest.mark.parametrize("kw", [dict(matcher="oc"), dict(prefilter="wallis"), dict(prefilter="none")])
