@@ -118,6 +118,59 @@ def velocity(
     _velocity_summary(rep, str(outdir))
 
 
+@app.command("sar-velocity")
+def sar_velocity(
+    images: list[Path] = typer.Argument(..., help="SAR amplitude images (GeoTIFF, one date each, on one grid). Dates from Sentinel-1 style or YYYYMMDD / YYYY-MM-DD file names, else DATE tags."),
+    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output directory (created; a re-run resumes in it)."),
+    dem: Path = typer.Option(..., "--dem", help="DEM (metres) covering the images, any CRS; heights at nodes model the terrain offset."),
+    stable_mask: Optional[Path] = typer.Option(None, "--stable-mask", help="Stable ground (polygons or raster) where the orbit/terrain model is fitted. Default: all nodes, moving ice trimmed as outliers."),
+    heading: Optional[float] = typer.Option(None, "--heading", help="Track heading, degrees clockwise from north, for map-projected images (S1 ascending about -12, descending about -168). Default: radar geometry, x = range, y = azimuth."),
+    pairs: str = typer.Option("consecutive", "--pairs", help="Pair network: consecutive | all-within-DAYS (e.g. all-within-36)."),
+    units: str = typer.Option("m/d", help="Velocity units: m/d | m/yr (365.25 d). Pair and cumulative displacements are in metres."),
+    chip: int = typer.Option(64, help="Chip size in pixels (even); 64 px = 1.3 km at 20 m, needed against speckle."),
+    step: int = typer.Option(16, help="Node spacing in pixels."),
+    search: int = typer.Option(24, help="Largest displacement searched, pixels per axis (coarse-to-fine)."),
+    degree: int = typer.Option(1, "--degree", help="Polynomial degree of the orbit model in image coordinates (0-2)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Run pairs on a local dask cluster of N processes."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Run pairs on an existing dask.distributed scheduler (tcp://host:port; shared file system)."),
+    place: Optional[str] = typer.Option(None, "--place", help="Place name for the metadata record."),
+):
+    """Glacier velocity from a series of SAR amplitude images (offset tracking).
+
+    Writes OUTDIR/pairs/{t1}_{t2}.real.tif (range) and .imag.tif (azimuth) displacement in
+    metres for each pair, with orbit and terrain offsets removed; cumulative/{t0}_{tk}.real/.imag.tif
+    since the first date; mean_velocity.tif (speed, range, azimuth velocity in --units, pairs
+    used); velocity_cube.nc (x, y, time); report.json, metadata.json, stac-item.json,
+    quicklook.png. Range is positive away from the track, azimuth along the flight direction.
+    Finished pairs are not redone on a re-run. Exit code 1 when some pairs failed (listed).
+    """
+    from .velocity.sar import sar_params
+    from .velocity.sar_product import SarOptions, make_sar_velocity
+
+    try:
+        params = sar_params(chip=chip, step=step, search=search)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if degree not in (0, 1, 2):
+        raise UserError(f"--degree must be 0, 1 or 2, got {degree}")
+    opts = SarOptions(heading=heading, pairs=pairs, units=units, degree=degree,
+                      workers=workers, scheduler=scheduler, progress=True, place=place)
+    rep = make_sar_velocity([str(p) for p in images], str(outdir), str(dem), params,
+                            stable_mask=str(stable_mask) if stable_mask else None, options=opts)
+    med = rep["stable_nmad_px_median"]
+    rows = [("images", f"{len(rep['images'])} ({rep['images'][0]['date']} -> {rep['images'][-1]['date']})"),
+            ("pairs", f"{rep['n_pairs_ok']} of {rep['n_pairs']} ok; {len(rep['computed'])} computed, "
+                      f"{len(rep['skipped'])} already done"),
+            ("stable NMAD", f"{med[0]:.3f} px range, {med[1]:.3f} px azimuth (median over pairs)"
+             if med else "-"),
+            ("output", str(outdir))]
+    for f in rep["failures"]:
+        rows.append(("FAILED " + f["pair"], f["error"]))
+    _summary("cryokit sar-velocity", rows)
+    if rep["failures"]:
+        raise typer.Exit(1)
+
+
 @app.command()
 def demo(
     outdir: Path = typer.Option(Path("cryokit-demo"), "-o", "--outdir", help="Where the demo writes its inputs and products."),
@@ -138,7 +191,8 @@ def demo(
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: user errors become one line on stderr and exit code 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns the code of a typer.Exit instead of raising.
+        rc = app(args=argv, standalone_mode=False)
     except UserError as e:
         err.print(f"cryokit: error: {e}", markup=False, highlight=False, soft_wrap=True)
         return 2
@@ -150,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as e:
         e.show()
         return e.exit_code
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":

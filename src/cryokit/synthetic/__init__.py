@@ -4,6 +4,8 @@
 forward displacement; :func:`make_uniform_shift_pair` one constant sub-pixel shift.
 """
 
+from .sar import SarSeries, make_sar_series, write_sar_series
 from .velocity import SyntheticPair, make_glacier_pair, make_uniform_shift_pair
 
-__all__ = ["SyntheticPair", "make_glacier_pair", "make_uniform_shift_pair"]
+__all__ = ["SarSeries", "SyntheticPair", "make_glacier_pair", "make_sar_series",
+           "make_uniform_shift_pair", "write_sar_series"]
