@@ -181,6 +181,8 @@ def demo(
 
     Velocity: a valley glacier pair (15 m pixels, 16 days) is written to OUTDIR/inputs,
     tracked into OUTDIR/velocity, and compared with the exact displacement field.
+    SAR: a series of 8 speckled amplitude images (20 m, 15 days apart, orbit ramps and a
+    terrain offset) goes through sar-velocity into OUTDIR/sar-velocity.
     """
     from .demo import run_demo
 

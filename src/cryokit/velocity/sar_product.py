@@ -15,7 +15,7 @@ import datetime as dt
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +90,7 @@ def _series_inputs(images: list[str]) -> tuple[list[str], list[dt.date], Grid]:
 
 def _fingerprint(params: TrackParams, options: SarOptions, dem: str, mask: str | None) -> dict:
     """Everything a pair's result depends on besides its two images."""
-    return {"params": params.as_dict(), "heading": options.heading, "degree": options.degree,
+    return {"params": params.as_dict() | {"threads": None}, "heading": options.heading, "degree": options.degree,
             "dem": os.path.abspath(dem), "stable_mask": mask and os.path.abspath(mask),
             "software": __version__}
 
@@ -217,6 +217,10 @@ def make_sar_velocity(images: list[str], outdir: str, dem: str,
     if stable_mask:
         from ..vector import load_mask  # geopandas is imported only when a mask is used
         stable = load_mask(stable_mask, ngrid)
+    if options.scheduler or (options.workers or 0) >= 2:
+        # One pair per single-threaded worker process; threads inside would oversubscribe.
+        # Results do not depend on the thread count, so the fingerprint ignores it.
+        params = replace(params, threads=1)
     fp = _fingerprint(params, options, dem, stable_mask)
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
