@@ -151,3 +151,26 @@ def test_nmad_is_robust():
     x = np.r_[np.random.default_rng(0).normal(0, 1, 10000), np.full(500, 50.0)]
     assert stable.nmad(x) == pytest.approx(1.0, abs=0.1)   # 5 % blunders barely move it
     assert np.std(x) > 10
+
+
+def test_lk_kernel_matches_numpy_reference(glacier_slc, monkeypatch):
+    # The fused numba kernel and the numpy reference implement the same estimator, gaps
+    # included: results agree to float32 rounding.
+    from cryokit.velocity import lk_kernel
+    from cryokit.velocity.track import node_origins
+
+    if not lk_kernel.AVAILABLE:
+        pytest.skip("numba not installed")
+    a, b = filters.highpass(glacier_slc.ref, 1.5), filters.highpass(glacier_slc.sec, 1.5)
+    o = node_origins(40, 16, 40)
+    R, C = (u.ravel() for u in np.meshgrid(o, o, indexing="ij"))
+    z = np.zeros(R.size, int)
+    dy, dx, *_ = correlate.integer_peaks(
+        correlate.correlation_surfaces(a, b, R, C, z, z, chip=40, search=8, max_nodata=0.5))
+    got = correlate.refine_lk(a, b, R, C, dy, dx, chip=40, window=0.3, sigma=True)
+    monkeypatch.setenv("CRYOKIT_LK", "numpy")
+    ref = correlate.refine_lk(a, b, R, C, dy, dx, chip=40, window=0.3, sigma=True)
+    for g, r in zip(got, ref):
+        assert (np.isfinite(g) == np.isfinite(r)).all()
+        assert np.nanmax(np.abs(g - r)) < 1e-4
+    assert np.isfinite(got[0]).mean() > 0.5

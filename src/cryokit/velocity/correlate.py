@@ -15,6 +15,7 @@ peak-fitting (a few hundredths of a pixel on textured ice).
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import fft
+
+from . import lk_kernel
 
 MATCHERS = ("ncc", "oc")
 MIN_LK_VALID = 0.25
@@ -321,6 +324,12 @@ def refine_lk(ref: np.ndarray, sec: np.ndarray, r0, c0, dy, dx, *, chip: int, it
     if window:
         g = np.exp(-0.5 * ((np.arange(chip) - (chip - 1) / 2) / (window * chip)) ** 2)
         taper = np.outer(g, g).astype(np.float32)
+
+    if lk_kernel.AVAILABLE and os.environ.get("CRYOKIT_LK", "numba") != "numpy":
+        y, x, s = lk_kernel.refine(ref, sec, gx, gy, r0, c0, dy, dx, chip=chip, taper=taper,
+                                   iterations=iterations, tol=tol, need=need,
+                                   max_move=max_move, threads=threads)
+        return (y, x, s) if sigma else (y, x)
 
     def run(rng):
         j = todo[rng[0]:rng[1]]
