@@ -174,3 +174,12 @@ def test_lk_kernel_matches_numpy_reference(glacier_slc, monkeypatch):
         assert (np.isfinite(g) == np.isfinite(r)).all()
         assert np.nanmax(np.abs(g - r)) < 1e-4
     assert np.isfinite(got[0]).mean() > 0.5
+
+
+def test_oversampled_chips_keep_offsets():
+    # Oversampling (SAR practice) must not change what is measured: offsets scale back exactly.
+    pair = make_uniform_shift_pair((192, 192), dx=1.37, dy=-0.62, seed=8, noise=0.01)
+    params = TrackParams(step=32, search=4, oversample=2)
+    f = track_pair(pair.ref, pair.sec, params)
+    assert f.valid.mean() > 0.9
+    assert abs(np.nanmedian(f.dx) - 1.37) < 0.02 and abs(np.nanmedian(f.dy) + 0.62) < 0.02

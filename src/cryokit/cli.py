@@ -130,6 +130,7 @@ def sar_velocity(
     chip: int = typer.Option(64, help="Chip size in pixels (even); 64 px = 1.3 km at 20 m, needed against speckle."),
     step: int = typer.Option(16, help="Node spacing in pixels."),
     search: int = typer.Option(24, help="Largest displacement searched, pixels per axis (coarse-to-fine)."),
+    oversample: int = typer.Option(1, "--oversample", help="Interpolate chips to N-times finer pixels before correlation (2 is classic for detected SAR; ~N^2 slower)."),
     degree: int = typer.Option(1, "--degree", help="Polynomial degree of the orbit model in image coordinates (0-2)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Run pairs on a local dask cluster of N processes."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Run pairs on an existing dask.distributed scheduler (tcp://host:port; shared file system)."),
@@ -148,7 +149,9 @@ def sar_velocity(
     from .velocity.sar_product import SarOptions, make_sar_velocity
 
     try:
-        params = sar_params(chip=chip, step=step, search=search)
+        if oversample < 1:
+            raise ValueError(f"--oversample must be >= 1, got {oversample}")
+        params = sar_params(chip=chip, step=step, search=search, oversample=oversample)
     except ValueError as e:
         raise UserError(str(e)) from None
     if degree not in (0, 1, 2):
