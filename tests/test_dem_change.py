@@ -1,0 +1,120 @@
+"""The DEM-differencing product on a known-answer case made from the real Longyearbyen DEM."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.features import shapes
+from rasterio.windows import Window
+from scipy import ndimage
+
+from cryokit.cli import main
+
+from conftest import shared_path
+
+SHIFT = (9.3, -5.7, -2.5)     # m: TBA is REF's terrain moved by -shift (so +shift realigns it)
+THINNING = -6.0               # m on glaciers between the dates
+NOISE = 0.5
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    dem_path = shared_path("dem", "longyearbyen", "DEM_1990.tif")
+    mask_path = shared_path("dem", "longyearbyen", "derived",
+                            "landcover_mask_1990grid_1stable_2glacier.tif")
+    win = Window(500, 300, 400, 360)
+    with rasterio.open(dem_path) as ds:
+        z = ds.read(1, window=win, masked=True).filled(np.nan).astype(np.float64)
+        prof = ds.profile | {"width": win.width, "height": win.height, "nodata": np.nan,
+                             "transform": ds.window_transform(win), "dtype": "float32",
+                             "compress": "deflate"}
+    with rasterio.open(mask_path) as ds:
+        cls = ds.read(1, window=win)
+    glacier = cls == 2
+    assert np.isfinite(z).all() and glacier.mean() > 0.05
+    res = prof["transform"].a
+    # TBA (earlier) = terrain seen with coordinates shifted by -shift: T(x) = Z(x + shift).
+    moved = ndimage.shift(z, (SHIFT[1] / res, -SHIFT[0] / res), order=3, mode="nearest")
+    rng = np.random.default_rng(0)
+    tba = moved - SHIFT[2] + rng.normal(0, NOISE, z.shape)
+    ref = z + np.where(glacier, THINNING, 0.0)
+    root = tmp_path_factory.mktemp("dem")
+    for name, arr in (("ref_2010.tif", ref), ("tba_1990.tif", tba)):
+        with rasterio.open(root / name, "w", **prof) as dst:
+            dst.write(arr.astype(np.float32), 1)
+    import geopandas as gpd
+    from shapely.geometry import shape
+    polys = [shape(g) for g, v in shapes(glacier.astype("uint8"), mask=glacier,
+                                         transform=prof["transform"]) if v == 1]
+    polys = [p for p in polys if p.area > 50 * res * res]
+    gdf = gpd.GeoDataFrame({"RGIId": [f"G{i:03d}" for i in range(len(polys))],
+                            "Name": [f"glacier {i}" for i in range(len(polys))]},
+                           geometry=polys, crs=prof["crs"])
+    gdf.to_file(root / "outlines.gpkg")
+    out = root / "out"
+    code = main(["dem-change", str(root / "ref_2010.tif"), str(root / "tba_1990.tif"),
+                 "-o", str(out), "--ref-date", "2010-08-01", "--tba-date", "1990-08-01",
+                 "--glaciers", str(root / "outlines.gpkg"), "--id-column", "RGIId",
+                 "--name-column", "Name", "--no-curvature-bias"])
+    assert code == 0
+    return root, out, gdf
+
+
+def test_known_shift_recovered(case):
+    root, out, gdf = case
+    rep = json.loads((out / "report.json").read_text())
+    c = rep["coregistration"]
+    # Noise and glacier change make this harder than the clean algorithm tests: 0.1 m / 0.05 m.
+    assert c["shift_x"] == pytest.approx(SHIFT[0], abs=0.1)
+    assert c["shift_y"] == pytest.approx(SHIFT[1], abs=0.1)
+    assert c["shift_z"] == pytest.approx(SHIFT[2], abs=0.05)
+    after = rep["statistics"]["after"]["stable"]
+    assert abs(after["median"]) < 0.05
+    assert after["nmad"] == pytest.approx(NOISE, rel=0.1)
+    assert rep["statistics"]["before"]["stable"]["nmad"] > 2 * NOISE
+
+
+def test_change_products(case):
+    root, out, gdf = case
+    for f in ("dh.tif", "dhdt.tif", "tba_coregistered.tif", "glaciers.csv", "glaciers.gpkg",
+              "report.json", "metadata.json", "stac-item.json", "quicklook.png",
+              "figures/dh_histogram.png", "figures/nuth_kaab.png"):
+        assert (out / f).exists(), f
+    with rasterio.open(out / "dhdt.tif") as ds:
+        assert ds.units[0] == "m/yr" and ds.crs.to_epsg() == 25833
+    import pandas as pd
+    t = pd.read_csv(out / "glaciers.csv")
+    big = t[t.area_km2 > 0.5]
+    assert len(big) >= 1
+    # Later (2010, thinned) minus earlier: -6 m over 20 years.
+    assert np.allclose(big.mean_dh_m, THINNING, atol=0.5)
+    assert np.allclose(big.dhdt_m_per_yr, THINNING / 20.0, atol=0.03)
+    assert np.allclose(big.mass_balance_mwe_per_yr, big.dhdt_m_per_yr * 0.85, rtol=1e-4)
+    assert (big.mean_dh_err_m > 0).all() and (big.mass_balance_err_mwe_per_yr > 0).all()
+    assert set(t.id) == set(gdf.RGIId)
+    import geopandas as gpd
+    g = gpd.read_file(out / "glaciers.gpkg")
+    assert "mass_balance_mwe_per_yr" in g.columns and g.crs.to_epsg() == 25833
+
+
+def test_bad_inputs_exit_2(case, tmp_path, capsys):
+    root, out, gdf = case
+    args = ["dem-change", str(root / "ref_2010.tif"), str(root / "tba_1990.tif"),
+            "--ref-date", "2010-08-01", "--tba-date", "1990-08-01"]
+    cases = [
+        args + ["-o", str(tmp_path / "a")],                                   # no stable terrain
+        args[:-1] + ["2010-08-01", "-o", str(tmp_path / "b"), "--glaciers", str(root / "outlines.gpkg")],
+        args + ["-o", str(tmp_path / "c"), "--glaciers", str(root / "outlines.gpkg"),
+                "--coreg", "icp"],
+        args + ["-o", str(tmp_path / "d"), "--glaciers", str(root / "ref_2010.tif")],
+        args + ["-o", str(tmp_path / "e"), "--glaciers", str(root / "outlines.gpkg"),
+                "--ref-vref", "ellipsoid", "--tba-vref", str(tmp_path / "missing_geoid.tif")],
+    ]
+    for a in cases:
+        assert main(a) == 2, a
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("cryokit: error:") and len(err.splitlines()) == 1
+    assert not any((tmp_path / k).exists() for k in "abcde")
