@@ -10,9 +10,12 @@ def test_demo_runs_all_products(tmp_path, capsys):
     assert main(["demo", "-o", str(out)]) == 0
     text = capsys.readouterr().out
     assert "velocity" in text and "SAR" in text
-    for d in ("velocity", "sar-velocity"):
+    for d in ("velocity", "sar-velocity", "dem-change"):
         assert (out / d / "metadata.json").exists() and (out / d / "stac-item.json").exists()
     opt = json.loads((out / "velocity-truth-error.json").read_text())
     assert opt["all_valid_nodes"]["rmse_px"] < 0.06
     sar = json.loads((out / "sar-velocity-truth-error.json").read_text())
     assert max(sar["ice_rmse_px_per_pair"]) < 0.2
+    dem = json.loads((out / "dem-change-truth-error.json").read_text())
+    assert max(abs(e) for e in dem["shift_error_m"]) < 0.05
+    assert all(abs(v - dem["thinning_true_m"]) < 0.2 for v in dem["mean_dh_m"])
