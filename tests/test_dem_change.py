@@ -102,6 +102,12 @@ def test_change_products(case):
 
 def test_bad_inputs_exit_2(case, tmp_path, capsys):
     root, out, gdf = case
+    far = tmp_path / "far.tif"                                   # same CRS, 100 km away
+    with rasterio.open(root / "tba_1990.tif") as src:
+        t = src.transform
+        prof = src.profile | {"transform": t.__class__(t.a, t.b, t.c + 100000, t.d, t.e, t.f)}
+        with rasterio.open(far, "w", **prof) as dst:
+            dst.write(src.read())
     args = ["dem-change", str(root / "ref_2010.tif"), str(root / "tba_1990.tif"),
             "--ref-date", "2010-08-01", "--tba-date", "1990-08-01"]
     cases = [
@@ -112,9 +118,34 @@ def test_bad_inputs_exit_2(case, tmp_path, capsys):
         args + ["-o", str(tmp_path / "d"), "--glaciers", str(root / "ref_2010.tif")],
         args + ["-o", str(tmp_path / "e"), "--glaciers", str(root / "outlines.gpkg"),
                 "--ref-vref", "ellipsoid", "--tba-vref", str(tmp_path / "missing_geoid.tif")],
+        [args[0], args[1], str(far)] + args[3:] + ["-o", str(tmp_path / "f"), "--glaciers",
+                                                   str(root / "outlines.gpkg")],
     ]
     for a in cases:
         assert main(a) == 2, a
         err = capsys.readouterr().err.strip()
         assert err.startswith("cryokit: error:") and len(err.splitlines()) == 1
-    assert not any((tmp_path / k).exists() for k in "abcde")
+    assert not any((tmp_path / k).exists() for k in "abcdef")
+
+
+def test_vertical_reference_conversion(case, tmp_path):
+    # TBA heights are above a geoid 30 m over the ellipsoid; REF is ellipsoidal. Declared, they
+    # are converted (h = H + N), and the vertical shift is the true one, not 30 m off.
+    root, out, gdf = case
+    with rasterio.open(root / "ref_2010.tif") as src:
+        prof = src.profile
+        with rasterio.open(tmp_path / "ref_ell.tif", "w", **prof) as dst:
+            dst.write(src.read(1) + np.float32(30.0), 1)
+        coarse = prof | {"width": 20, "height": 20,
+                         "transform": src.transform * src.transform.scale(
+                             src.width / 20, src.height / 20)}
+        with rasterio.open(tmp_path / "geoid.tif", "w", **coarse) as dst:
+            dst.write(np.full((1, 20, 20), 30.0, np.float32))
+    o = tmp_path / "out"
+    assert main(["dem-change", str(tmp_path / "ref_ell.tif"), str(root / "tba_1990.tif"),
+                 "-o", str(o), "--ref-date", "2010-08-01", "--tba-date", "1990-08-01",
+                 "--glaciers", str(root / "outlines.gpkg"), "--no-curvature-bias",
+                 "--ref-vref", "ellipsoid", "--tba-vref", str(tmp_path / "geoid.tif")]) == 0
+    rep = json.loads((o / "report.json").read_text())
+    assert rep["coregistration"]["shift_z"] == pytest.approx(SHIFT[2], abs=0.05)
+    assert rep["vertical_reference"].startswith("ellipsoid")
