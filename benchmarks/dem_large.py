@@ -14,7 +14,6 @@ import argparse
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 MAKE = """
 import sys, numpy as np
