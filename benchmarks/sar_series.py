@@ -53,10 +53,8 @@ def ice_rmse(series, out: Path, rep: dict, step: int, chip: int) -> float:
 
     errs = []
     for k, pr in enumerate(rep["pairs"]):
-        o = series.offsets(k, k + 1)
-        g = series.geometry(k, k + 1)
         n = (series.images[0].shape[0] // step, series.images[0].shape[1] // step)
-        tr, ta = truth_at_nodes(o[0] - g[0], o[1] - g[1], n, step, chip)
+        tr, ta = truth_at_nodes(*series.corrected(k, k + 1), n, step, chip)
         ice = mask_at_nodes(series.glacier, n, step, chip)
         px = series.grid.res[0]
         r = read_band(out / "pairs" / f"{pr['pair']}.real.tif") / px

@@ -46,10 +46,7 @@ def _pair_errors(s, out, rep, params):
     n = SIZE // params.step
     rows = []
     for k, pr in enumerate(rep["pairs"]):
-        o_r, o_a = s.offsets(k, k + 1)
-        g_r, g_a = s.geometry(k, k + 1)
-        # What a perfect tracker sees once the geometry is removed (see SarSeries.offsets).
-        tr, ta = truth_at_nodes(o_r - g_r, o_a - g_a, (n, n), params.step, params.chip)
+        tr, ta = truth_at_nodes(*s.corrected(k, k + 1), (n, n), params.step, params.chip)
         ice = mask_at_nodes(s.glacier, (n, n), params.step, params.chip)
         px = s.grid.res[0]
         r = read_band(out / "pairs" / f"{pr['pair']}.real.tif") / px

@@ -82,8 +82,7 @@ def sar_demo(outdir: Path, size: int = 512, n: int = 8, seed: int = 0) -> list[t
     px = s.grid.res[0]
     rmse, h_err = [], []
     for k, pr in enumerate(rep["pairs"]):
-        (o_r, o_a), (g_r, g_a) = s.offsets(k, k + 1), s.geometry(k, k + 1)
-        tr, ta = truth_at_nodes(o_r - g_r, o_a - g_a, nodes, params.step, params.chip)
+        tr, ta = truth_at_nodes(*s.corrected(k, k + 1), nodes, params.step, params.chip)
         r = read_band(out / "pairs" / f"{pr['pair']}.real.tif") / px
         a = read_band(out / "pairs" / f"{pr['pair']}.imag.tif") / px
         rmse.append(float(np.sqrt(np.nanmean((np.hypot(r - tr, a - ta)[ice]) ** 2))))

@@ -63,11 +63,14 @@ def _background(ax, background: np.ndarray | None, extent: Extent) -> None:
               origin="upper", interpolation="antialiased")
 
 
-def _save(fig: Figure, path: str | os.PathLike, credit: str | None) -> str:
+def save_figure(fig: Figure, path: str | os.PathLike, credit: str | None = None,
+                dpi: int = _DPI) -> str:
+    """Write ``fig`` as PNG atomically (temporary name, then rename), with an optional credit
+    line at the bottom left; returns ``path``. Shared by every product's figures."""
     if credit:
         fig.text(0.005, 0.003, credit, fontsize=7, color="0.3", ha="left", va="bottom")
     with atomic_file(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=_DPI)
+        fig.savefig(tmp, format="png", dpi=dpi)
     return os.fspath(path)
 
 
@@ -114,7 +117,7 @@ def vector_quicklook(path: str | os.PathLike, background: np.ndarray | None, spe
                    alpha=0.6, extent=tuple(extent), origin="upper", interpolation="nearest")
     fig.colorbar(im, ax=ax, shrink=0.8, label=f"speed ({units})")
     _arrows(ax, np.asarray(vx, float), np.asarray(vy, float), extent, units, arrow_step)
-    return _save(fig, path, credit)
+    return save_figure(fig, path, credit)
 
 
 def _arrows(ax, vx: np.ndarray, vy: np.ndarray, extent: Extent, units: str,
@@ -181,4 +184,4 @@ def raster_quicklook(path: str | os.PathLike, array: np.ndarray, *, extent: Exte
                    origin="upper", interpolation="nearest",
                    alpha=0.7 if background is not None else None)
     fig.colorbar(im, ax=ax, shrink=0.8, label=label)
-    return _save(fig, path, credit)
+    return save_figure(fig, path, credit)

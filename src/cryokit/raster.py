@@ -53,13 +53,20 @@ class Grid:
 
     def same_as(self, other: "Grid", tol: float = 1e-6) -> bool:
         """True when both grids have the same CRS, shape and transform (to ``tol`` of a pixel)."""
-        if self.shape != other.shape or (self.crs is None) != (other.crs is None):
-            return False
-        if self.crs is not None and self.crs != other.crs:
-            return False
+        return self.mismatch(other, tol) is None
+
+    def mismatch(self, other: "Grid", tol: float = 1e-6) -> str | None:
+        """What differs from ``other`` ("CRS differs", "shape differs", "transform differs"),
+        or None when the grids are the same (transform to ``tol`` of a pixel)."""
+        if (self.crs is None) != (other.crs is None) or (
+                self.crs is not None and self.crs != other.crs):
+            return "CRS differs"
+        if self.shape != other.shape:
+            return "shape differs"
         a, b = np.array(self.transform)[:6], np.array(other.transform)[:6]
-        scale = max(self.res)
-        return bool(np.all(np.abs(a - b) <= tol * scale))
+        if not np.all(np.abs(a - b) <= tol * max(self.res)):
+            return "transform differs"
+        return None
 
     def window(self, row0: int, row1: int, col0: int, col1: int) -> "Grid":
         """The sub-grid of rows [row0, row1) and columns [col0, col1)."""

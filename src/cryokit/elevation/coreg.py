@@ -24,28 +24,14 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from cryokit.elevation.terrain import horn_gradient_at
+from ..robust import nmad
+from .terrain import horn_gradient_at
 
 __all__ = ["Coreg", "VerticalShift", "Deramp", "NuthKaab", "CoregPipeline", "translate",
            "nmad"]
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def nmad(values) -> float:
-    """Normalised median absolute deviation, 1.4826 median(|v - median(v)|), NaN ignored.
-
-    Examples
-    --------
-    >>> nmad([1.0, 2.0, 3.0, np.nan])
-    1.4826
-    """
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return float("nan")
-    return float(1.4826 * np.median(np.abs(v - np.median(v))))
-
 
 def _grid_res(transform) -> tuple[float, float]:
     if transform.b != 0 or transform.d != 0 or transform.a <= 0 or transform.e >= 0:

@@ -6,13 +6,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..atomic import atomic_file
+from ..quicklook import save_figure
 from . import terrain
-
-
-def _save(fig: Figure, path) -> None:
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
 
 
 def histograms(path, before: np.ndarray, after: np.ndarray, st: dict) -> None:
@@ -29,7 +24,7 @@ def histograms(path, before: np.ndarray, after: np.ndarray, st: dict) -> None:
     ax.set_xlabel("dh = REF - TBA (m), all valid pixels")
     ax.set_ylabel("pixels")
     ax.legend(title="stable terrain")
-    _save(fig, path)
+    save_figure(fig, path, dpi=110)
 
 
 def curvature(path, model) -> None:
@@ -46,7 +41,7 @@ def curvature(path, model) -> None:
     ax.set_xlabel("maximum curvature")
     ax.set_ylabel("dh = REF - TBA (m)")
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path, dpi=110)
 
 
 def nuth_kaab(path, ref: np.ndarray, tba: np.ndarray, res, meta: dict, n: int = 20000) -> None:
@@ -80,4 +75,4 @@ def nuth_kaab(path, ref: np.ndarray, tba: np.ndarray, res, meta: dict, n: int = 
     ax.set_ylabel("dh / tan(slope) (m)")
     ax.set_title(f"Nuth & Kaab: shift ({meta.get('shift_x', 0):.2f}, {meta.get('shift_y', 0):.2f}, "
                  f"{meta.get('shift_z', 0):.2f}) m")
-    _save(fig, path)
+    save_figure(fig, path, dpi=110)

@@ -21,7 +21,7 @@ from ..dates import parse_date
 from ..errors import UserError
 from ..product import write_json, write_records
 from ..quicklook import raster_quicklook
-from ..raster import Grid, read_grid, reproject_band, write_cog
+from ..raster import Grid, read_band, read_grid, reproject_band, write_cog
 from . import bias, coreg, stats, terrain, uncertainty, voids
 
 COREG_STEPS = {"nuth_kaab": coreg.NuthKaab, "vertical_shift": coreg.VerticalShift,
@@ -77,7 +77,7 @@ def _on_grid(path: str, src: Grid, grid: Grid) -> np.ndarray:
     """The DEM on ``grid``: read directly when it is the grid, else resampled (average when
     coarsening, bilinear otherwise)."""
     if src.same_as(grid):
-        return reproject_band(path, grid, resampling=Resampling.nearest)
+        return read_band(path)
     coarser = abs(grid.res[0]) > abs(src.res[0]) * 1.5
     return reproject_band(path, grid, resampling=Resampling.average if coarser
                           else Resampling.bilinear)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..robust import nmad
+
 __all__ = ["dh_stats"]
 
 
@@ -41,5 +43,5 @@ def dh_stats(dh, mask=None) -> dict:
         return {"mean": nan, "median": nan, "nmad": nan, "std": nan, "count": 0}
     med = float(np.median(v))
     return {"mean": float(v.mean()), "median": med,
-            "nmad": float(1.4826 * np.median(np.abs(v - med))),
+            "nmad": nmad(v),
             "std": float(v.std()), "count": int(v.size)}

@@ -249,6 +249,13 @@ class SarSeries:
             raise RuntimeError("pair offsets did not converge (geometry gradient too steep)")
         return _to_radar(ry - rows, rx - cols, self.heading)
 
+    def corrected(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """What a perfect tracker measures once the pair's orbit/terrain model
+        (:meth:`geometry`) is removed: ``offsets - geometry``, (range, azimuth) px. The
+        truth to compare a product's pair displacement with."""
+        (o_r, o_a), (g_r, g_a) = self.offsets(i, j), self.geometry(i, j)
+        return o_r - g_r, o_a - g_a
+
     # -- internals ----------------------------------------------------------------------
     @property
     def _days(self) -> np.ndarray:

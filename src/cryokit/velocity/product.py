@@ -131,11 +131,10 @@ def _check_grids(ref: str, sec: str, resample: bool) -> tuple[Grid, Grid | None]
     if g_ref.crs.is_geographic:
         raise UserError("is in geographic coordinates (degrees); velocity needs a projected "
                         "CRS in metres (reproject it, e.g. to UTM)", ref)
-    if g_ref.same_as(g_sec):
+    why = g_ref.mismatch(g_sec)
+    if why is None:
         return g_ref, None
     if not resample:
-        why = "CRS differs" if g_ref.crs != g_sec.crs else (
-            "shape differs" if g_ref.shape != g_sec.shape else "transform differs")
         raise UserError(f"is not on the grid of the reference image ({why}); "
                         "use --resample to put it on REF's grid", sec)
     return g_ref, g_ref

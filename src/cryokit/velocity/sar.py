@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .stable import nmad
+from ..robust import nmad
 from .track import TrackParams
 
 # Sentinel-1 IW GRD at 20 m: speckle needs larger chips and lower peak thresholds than optical

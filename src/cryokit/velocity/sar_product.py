@@ -71,9 +71,7 @@ def _series_inputs(images: list[str]) -> tuple[list[str], list[dt.date], Grid]:
             raise UserError("has no coordinate reference system", path)
         if grid is None:
             grid = g
-        elif not g.same_as(grid):
-            why = "CRS differs" if g.crs != grid.crs else (
-                "shape differs" if g.shape != grid.shape else "transform differs")
+        elif (why := g.mismatch(grid)) is not None:
             raise UserError(f"is not on the grid of {images[0]} ({why}); co-register or "
                             "resample the series onto one grid first", path)
         d = acquisition_date(path)

@@ -10,22 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..robust import nmad
+
 STABLE_MODELS = ("median", "plane")
-
-
-def nmad(x: np.ndarray) -> float:
-    """Normalised median absolute deviation, 1.4826 median(|x - median(x)|), NaN ignored.
-
-    Examples
-    --------
-    >>> round(nmad(np.array([0.0, 1.0, 2.0, 3.0, 100.0])), 4)
-    1.4826
-    """
-    x = np.asarray(x, float)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return float("nan")
-    return float(1.4826 * np.median(np.abs(x - np.median(x))))
 
 
 def _design(rows: np.ndarray, cols: np.ndarray, scale: float) -> np.ndarray:

@@ -213,13 +213,16 @@ def match_window(ref: np.ndarray, sec: np.ndarray, r0: np.ndarray, c0: np.ndarra
                                           search=search, matcher=params.matcher,
                                           max_nodata=params.max_nodata, threads=params.threads)
     dy, dx, peak, snr, _ = correlate.integer_peaks(surf)
-    ry, rx, sw = correlate.refine_lk(a, b, r0, c0, dy, dx, chip=params.chip,
-                                     iterations=params.lk_iterations, window=params.lk_window,
-                                     threads=params.threads, sigma=True)
+    refined = correlate.refine_lk(a, b, r0, c0, dy, dx, chip=params.chip,
+                                  iterations=params.lk_iterations, window=params.lk_window,
+                                  threads=params.threads, sigma=bool(params.lk_narrow))
+    ry, rx = refined[:2]
     if params.lk_narrow:
+        sw = refined[2]
+        # Two iterations suffice: the narrow pass starts from the wide pass's estimate.
         ny_, nx_, sn = correlate.refine_lk(a, b, r0, c0, ry, rx, chip=params.chip,
-                                           iterations=2, window=params.lk_narrow, threads=params.threads,
-                                           sigma=True)
+                                           iterations=2, window=params.lk_narrow,
+                                           threads=params.threads, sigma=True)
         with np.errstate(invalid="ignore"):
             noise = np.sqrt(np.maximum(sn * sn - sw * sw, 0))
             strained = np.hypot(ny_ - ry, nx_ - rx) > params.lk_switch * noise
