@@ -20,6 +20,19 @@ def _umask() -> int:
     return mask
 
 
+def remove_stale_temps(folder: str | os.PathLike) -> int:
+    """Delete temporary files that :func:`atomic_file` left in ``folder`` when its process was
+    killed (SIGKILL skips the clean-up); returns how many. Call it only where no other run is
+    writing, e.g. when a batch job resumes in its own output directory.
+    """
+    n = 0
+    for p in Path(folder).glob(".*.tmp*"):
+        if p.is_file():
+            p.unlink()
+            n += 1
+    return n
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.

@@ -23,7 +23,7 @@ from affine import Affine
 from rasterio.enums import Resampling
 
 from .. import __version__, parallel
-from ..atomic import atomic_file
+from ..atomic import atomic_file, remove_stale_temps
 from ..dates import acquisition_date
 from ..errors import UserError
 from ..product import write_json, write_records
@@ -222,6 +222,8 @@ def make_sar_velocity(images: list[str], outdir: str, dem: str,
     fp = _fingerprint(params, options, dem, stable_mask)
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
+    for folder in (out, out / "pairs", out / "cumulative"):
+        remove_stale_temps(folder)      # left by a killed run
 
     done, todo = {}, []
     for p in pairs:
