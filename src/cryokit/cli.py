@@ -11,9 +11,8 @@ from typing import Optional
 
 import click
 import typer
-from rich.console import Console
-from rich.table import Table
-
+from .commands import egms, egms_tools, landcover, landcover_model, sbas
+from .commands import err, summary as _summary
 from .errors import UserError
 
 app = typer.Typer(
@@ -22,15 +21,8 @@ app = typer.Typer(
           "geodesy data products (cloud-optimised GeoTIFF + metadata.json + STAC Item + "
           "quick-look). Run 'cryokit demo' for a product made from a synthetic scene with "
           "known truth, or 'cryokit COMMAND --help' for each product."))
-err = Console(stderr=True)
-out = Console()
-
-
-def _summary(title: str, rows: list[tuple[str, str]]) -> None:
-    t = Table(title=title, show_header=False, box=None)
-    for k, v in rows:
-        t.add_row(k, v)
-    out.print(t)
+for _module in (egms, egms_tools, sbas, landcover, landcover_model):
+    _module.register(app)
 
 
 def _velocity_summary(rep: dict, outdir: str) -> None:
