@@ -178,6 +178,7 @@ def dem_change(
     grid: str = typer.Option("coarser", "--grid", help="Common grid: coarser | ref | tba."),
     coreg_steps: str = typer.Option("nuth_kaab,vertical_shift", "--coreg", help="Co-registration pipeline, in order: nuth_kaab, vertical_shift, deramp (comma-separated) or none."),
     curvature_bias: bool = typer.Option(True, "--curvature-bias/--no-curvature-bias", help="Remove the dh bias that depends on maximum curvature (resolution difference)."),
+    curvature_second: str = typer.Option("min_curvature", "--curvature-second", help="Second variable of the curvature-bias table: min_curvature (default; with maximum curvature it describes the smoothing of a coarser DEM), elevation, or none (maximum curvature only, as xDEM TerrainBias)."),
     ref_vref: Optional[str] = typer.Option(None, "--ref-vref", help="Vertical reference of REF: ellipsoid, or a geoid undulation grid file (heights above that geoid)."),
     tba_vref: Optional[str] = typer.Option(None, "--tba-vref", help="Vertical reference of TBA (as --ref-vref). Different references are converted to the ellipsoid."),
     id_column: Optional[str] = typer.Option(None, "--id-column", help="Glacier id column of the outlines (default: row number)."),
@@ -196,7 +197,7 @@ def dem_change(
     from .elevation.product import DemChangeOptions, make_dem_change, parse_coreg
 
     opts = DemChangeOptions(grid=grid, coreg=parse_coreg(coreg_steps),
-                            curvature_bias=curvature_bias, ref_vref=ref_vref, tba_vref=tba_vref,
+                            curvature_bias=curvature_bias, curvature_second=curvature_second, ref_vref=ref_vref, tba_vref=tba_vref,
                             id_column=id_column, name_column=name_column, place=place)
     rep = make_dem_change(str(ref), str(tba), str(outdir), ref_date=ref_date, tba_date=tba_date,
                           glaciers=str(glaciers) if glaciers else None,

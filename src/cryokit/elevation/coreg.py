@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from affine import Affine
 from scipy import ndimage
 
 from ..robust import nmad
@@ -255,6 +256,22 @@ class Coreg:
         """TBA corrected, on the same grid (NaN where it cannot be computed)."""
         raise NotImplementedError
 
+    def apply_georef(self, tba, transform):
+        """TBA corrected without resampling: ``(elevations, shifted transform)``.
+
+        The horizontal shift moves the georeferencing (``transform`` translated by
+        ``(shift_x, shift_y)``) instead of interpolating the elevations, as xDEM's
+        ``apply(resample=False)``; vertical terms are applied to the values.  Interpolation
+        smooths noise (a cubic spline at a half-pixel shift leaves ~0.8 of white noise), so
+        differencing a DEM kept this way against the other one resampled onto the shifted
+        grid keeps TBA's own noise intact.
+        """
+        self._require_fit()
+        out = np.asarray(tba).copy()
+        out += out.dtype.type(self.meta.get("shift_z", 0.0)) if out.dtype.kind == "f" else 0
+        sx, sy = float(self.meta.get("shift_x", 0.0)), float(self.meta.get("shift_y", 0.0))
+        return out, Affine.translation(sx, sy) @ transform
+
     def fit_apply(self, ref, tba, stable, transform) -> np.ndarray:
         """``fit`` then ``apply`` on the same TBA."""
         return self.fit(ref, tba, stable, transform).apply(tba, transform)
@@ -393,6 +410,10 @@ class Deramp(Coreg):
         tba = np.asarray(tba)
         dtype = np.float32 if tba.dtype == np.float32 else np.float64
         return tba.astype(dtype, copy=False) + self.ramp(tba.shape, transform, dtype)
+
+    def apply_georef(self, tba, transform):
+        """The ramp is a vertical correction: values change, georeferencing does not."""
+        return self.apply(tba, transform), transform
 
 
 class NuthKaab(Coreg):
@@ -547,3 +568,11 @@ class CoregPipeline(Coreg):
         for step in self.steps:
             out = step.apply(out, transform)
         return out
+
+    def apply_georef(self, tba, transform):
+        """Each step's :meth:`Coreg.apply_georef` in turn: ``(elevations, transform)``."""
+        self._require_fit()
+        out, tr = tba, transform
+        for step in self.steps:
+            out, tr = step.apply_georef(out, tr)
+        return out, tr

@@ -35,12 +35,16 @@ class DemChangeOptions:
     grid: str = "coarser"                   # coarser | ref | tba
     coreg: tuple[str, ...] = ("nuth_kaab", "vertical_shift")
     curvature_bias: bool = True
+    curvature_second: str = "min_curvature"  # min_curvature | elevation | none
     ref_vref: str | None = None             # "ellipsoid" or a geoid grid file; None = undeclared
     tba_vref: str | None = None
     id_column: str | None = None
     name_column: str | None = None
     place: str | None = None
     licence: str = "CC-BY-4.0"
+
+
+CURVATURE_SECOND = ("min_curvature", "elevation", "none")
 
 
 def parse_coreg(text: str) -> tuple[str, ...]:
@@ -142,6 +146,9 @@ def make_dem_change(ref: str, tba: str, outdir: str, *, ref_date: str, tba_date:
     d_ref, d_tba = parse_date(ref_date, "--ref-date"), parse_date(tba_date, "--tba-date")
     if d_ref == d_tba:
         raise UserError(f"--ref-date and --tba-date are equal ({d_ref}): no time span")
+    if options.curvature_second not in CURVATURE_SECOND:
+        raise UserError(f"--curvature-second {options.curvature_second!r}: choose from "
+                        f"{', '.join(CURVATURE_SECOND)}")
     grid, g_ref, g_tba = _target_grid(ref, tba, options.grid)
     ref_z, tba_z = _on_grid(ref, g_ref, grid), _on_grid(tba, g_tba, grid)
     for z, p in ((ref_z, ref), (tba_z, tba)):
@@ -184,11 +191,13 @@ def make_dem_change(ref: str, tba: str, outdir: str, *, ref_date: str, tba_date:
     curv_fit, curv, cb = None, None, None
     t = time.perf_counter()
     if options.curvature_bias:
-        curv = terrain.max_curvature(ref_z, res)
-        cb = bias.CurvatureBias().fit(ref_z - aligned, curv, stable)
+        curv, kmin = terrain.principal_curvatures(ref_z, res)
+        second = {"min_curvature": kmin, "elevation": ref_z}.get(options.curvature_second)
+        cb = bias.CurvatureBias().fit(ref_z - aligned, curv, stable, second=second)
         # Curvature is undefined on the DEM's outer pixels: leave those uncorrected.
-        aligned = aligned + np.nan_to_num(cb.predict(curv), nan=0.0)
-        curv_fit = cb.meta
+        aligned = aligned + np.nan_to_num(cb.predict(curv, second), nan=0.0)
+        curv_fit = {"variables": ["max_curvature"] + ([options.curvature_second] if second is not None else []),
+                    "units": "curvature in 100 m^-1, bias in m (added to TBA)", **cb.meta}
     t_bias = time.perf_counter() - t
     after = ref_z - aligned
     later_first = d_ref > d_tba

@@ -176,14 +176,15 @@ def _florinsky_kernels(xres: float, yres: float) -> dict[str, np.ndarray]:
     return k
 
 
-def max_curvature(dem, res) -> np.ndarray:
-    """Maximal curvature as xDEM ``max_curvature`` (its defaults), in 100 m^-1 (m^-1 x 100).
+def principal_curvatures(dem, res) -> tuple[np.ndarray, np.ndarray]:
+    """Maximal and minimal curvature (Shary 1995), in 100 m^-1, as xDEM computes them.
 
     Surface derivatives from the Florinsky (2009) 5 x 5 third-order least-squares fit;
-    geometric maximal curvature of Shary (1995) = mean curvature + unsphericity, with
+    with mean curvature ``H`` and unsphericity ``M``
 
     ``H = -((1 + q^2) r - 2 p q s + (1 + p^2) t) / (2 (1 + p^2 + q^2)^1.5)``,
-    ``M = sqrt(H^2 - (r t - s^2) / (1 + p^2 + q^2)^2)``, ``kmax = 100 (H + M)``
+    ``M = sqrt(H^2 - (r t - s^2) / (1 + p^2 + q^2)^2)``,
+    ``kmax = 100 (H + M)``, ``kmin = 100 (H - M)``
 
     (p, q first and r, t, s second derivatives).  Positive on convex forms (ridges,
     summits), about zero on planes; exactly flat pixels give 0 as in xDEM.  The 2-pixel
@@ -197,15 +198,18 @@ def max_curvature(dem, res) -> np.ndarray:
     res : (float, float)
         ``(xres, yres)`` pixel size in metres, positive.
 
+    Returns
+    -------
+    (kmax, kmin) : two (ny, nx) arrays, float32 for a float32 DEM.
+
     Examples
     --------
     >>> import numpy as np
     >>> yy, xx = np.mgrid[-3:4, -3:4] * 1.0
-    >>> dome = -(xx ** 2 + yy ** 2) / 200.0 + 0.05 * xx   # convex, z'' = -0.01 m^-1, tilted
-    >>> round(float(max_curvature(dome, (1, 1))[3, 3]), 4)      # xDEM gives 0.99875 too
-    0.9988
-    >>> round(float(max_curvature(np.zeros((7, 7)), (1, 1))[3, 3]), 6)
-    0.0
+    >>> ridge = -(xx ** 2) / 200.0                        # convex across x, straight along y
+    >>> kmax, kmin = principal_curvatures(ridge, (1, 1))
+    >>> round(float(kmax[3, 3]), 4), round(float(kmin[3, 3]), 4)
+    (1.0, 0.0)
     """
     xres, yres = _res(res)
     z = np.asarray(dem, dtype=np.float64)
@@ -224,14 +228,34 @@ def max_curvature(dem, res) -> np.ndarray:
     g2 = p * p + q * q
     w = 1.0 + g2
     hm = -((1 + q * q) * r - 2 * p * q * s + (1 + p * p) * t) / (2 * w ** 1.5)
-    m2 = hm * hm - (r * t - s * s) / (w * w)
-    out = 100.0 * (hm + np.sqrt(np.maximum(m2, 0.0)))
-    out[g2 == 0.0] = 0.0
+    m = np.sqrt(np.maximum(hm * hm - (r * t - s * s) / (w * w), 0.0))
     invalid = ndimage.binary_dilation(bad, structure=np.ones((5, 5), bool)) if bad.any() else bad
     invalid[:2, :] = invalid[-2:, :] = True
     invalid[:, :2] = invalid[:, -2:] = True
-    out[invalid] = np.nan
-    return out.astype(np.float32) if np.asarray(dem).dtype == np.float32 else out
+    out = []
+    for k_ in (100.0 * (hm + m), 100.0 * (hm - m)):
+        k_[g2 == 0.0] = 0.0
+        k_[invalid] = np.nan
+        out.append(k_.astype(np.float32) if np.asarray(dem).dtype == np.float32 else k_)
+    return out[0], out[1]
+
+
+def max_curvature(dem, res) -> np.ndarray:
+    """Maximal curvature as xDEM ``max_curvature`` (its defaults), in 100 m^-1 (m^-1 x 100).
+
+    The first of :func:`principal_curvatures` (see there for the formula and conventions).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> yy, xx = np.mgrid[-3:4, -3:4] * 1.0
+    >>> dome = -(xx ** 2 + yy ** 2) / 200.0 + 0.05 * xx   # convex, z'' = -0.01 m^-1, tilted
+    >>> round(float(max_curvature(dome, (1, 1))[3, 3]), 4)      # xDEM gives 0.99875 too
+    0.9988
+    >>> round(float(max_curvature(np.zeros((7, 7)), (1, 1))[3, 3]), 6)
+    0.0
+    """
+    return principal_curvatures(dem, res)[0]
 
 
 def hillshade(dem, res, azimuth=315, altitude=45) -> np.ndarray:
