@@ -1,0 +1,415 @@
+"""Accuracy of a class map: confusion matrix, overall accuracy, kappa, per-class precision /
+recall / F1, area-adjusted accuracy and class areas with 95 % confidence intervals (Olofsson
+et al. 2014), and spatially blocked cross-validation folds.
+
+Conventions
+-----------
+The error matrix has **rows = map classes, columns = reference classes** (Olofsson et al.
+2014, Congalton).  User's accuracy of class i = precision = n_ii / n_i. (row); producer's
+accuracy = recall = n_ii / n_.i (column).
+
+Area-adjusted estimates treat the map classes as strata of a stratified random sample:
+``W_i = A_i / A`` is the mapped proportion of class i, ``p_ij = W_i n_ij / n_i.`` the estimated
+area proportion of map class i and reference class j.  Standard errors are eqs. 4-7 and 10 of
+Olofsson et al. (2014), "Good practices for estimating area and assessing accuracy of land
+change", Remote Sensing of Environment 148, 42-57; intervals are +/- 1.96 SE.  They assume the
+reference sample is a stratified random sample of the map classes; for a wall-to-wall reference
+they equal the census values and the intervals shrink to almost nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+Z95 = 1.959963984540054
+
+
+def confusion_matrix(map_codes: np.ndarray, ref_codes: np.ndarray,
+                     classes: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Error matrix in sample counts, rows = map class, columns = reference class.
+
+    Pairs where either code is 0 (unlabelled / nodata) or not in ``classes`` are left out.
+
+    Parameters
+    ----------
+    map_codes, ref_codes : integer arrays of the same shape.
+    classes : class codes in matrix order (default: the union of codes present, sorted).
+
+    Returns
+    -------
+    matrix : (K, K) int64
+    classes : (K,) int
+
+    Examples
+    --------
+    >>> m, c = confusion_matrix(np.array([1, 1, 2, 2, 0]), np.array([1, 2, 2, 2, 1]))
+    >>> m.tolist(), c.tolist()
+    ([[1, 1], [0, 2]], [1, 2])
+    """
+    m = np.asarray(map_codes).ravel().astype(np.int64)
+    r = np.asarray(ref_codes).ravel().astype(np.int64)
+    if m.shape != r.shape:
+        raise ValueError(f"map and reference sizes differ: {m.size} vs {r.size}")
+    ok = (m > 0) & (r > 0)
+    m, r = m[ok], r[ok]
+    classes = np.unique(np.concatenate([m, r])) if classes is None else np.asarray(classes, int)
+    lut = np.full(max(int(classes.max(initial=0)), int(m.max(initial=0)),
+                      int(r.max(initial=0))) + 1, -1, np.int64)
+    lut[classes] = np.arange(len(classes))
+    mi, ri = lut[m], lut[r]
+    keep = (mi >= 0) & (ri >= 0)
+    k = len(classes)
+    mat = np.bincount(mi[keep] * k + ri[keep], minlength=k * k).reshape(k, k)
+    return mat, classes
+
+
+def _div(a, b):
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b != 0, a / np.where(b != 0, b, 1), np.nan)
+
+
+def accuracy_metrics(matrix: np.ndarray) -> dict:
+    """Sample-based accuracy of an error matrix (rows = map, columns = reference).
+
+    Returns
+    -------
+    dict with ``overall_accuracy``, ``kappa`` (Cohen), ``precision`` (= user's accuracy, per
+    map class), ``recall`` (= producer's accuracy, per reference class), ``f1``, ``macro_f1``
+    (mean F1 over classes present in the map or the reference), ``n`` (samples),
+    ``n_map``, ``n_reference`` (row and column totals).  Undefined ratios are NaN.
+
+    Examples
+    --------
+    >>> r = accuracy_metrics(np.array([[45, 5], [10, 40]]))
+    >>> r["overall_accuracy"], round(r["kappa"], 4), r["precision"].tolist()
+    (0.85, 0.7, [0.9, 0.8])
+    """
+    mat = np.asarray(matrix, float)
+    n = mat.sum()
+    rows, cols, diag = mat.sum(1), mat.sum(0), np.diag(mat)
+    oa = diag.sum() / n if n else np.nan
+    pe = (rows * cols).sum() / n ** 2 if n else np.nan
+    kappa = (oa - pe) / (1 - pe) if n and pe != 1 else np.nan
+    precision, recall = _div(diag, rows), _div(diag, cols)
+    f1 = _div(2 * diag, rows + cols)
+    present = (rows + cols) > 0
+    return {"n": int(n), "overall_accuracy": float(oa), "kappa": float(kappa),
+            "precision": precision, "recall": recall, "f1": f1,
+            "macro_f1": float(np.nanmean(np.where(present, np.nan_to_num(f1), np.nan)))
+            if present.any() else float("nan"),
+            "n_map": rows.astype(int), "n_reference": cols.astype(int)}
+
+
+def area_adjusted(matrix: np.ndarray, mapped_area: Sequence[float], z: float = Z95) -> dict:
+    """Stratified area and accuracy estimates (Olofsson et al. 2014), map classes as strata.
+
+    Parameters
+    ----------
+    matrix : (K, K) sample counts, rows = map class (stratum), columns = reference class.
+    mapped_area : (K,) area of each map class over the whole map (any unit; the estimated
+        areas come back in the same unit).
+    z : multiplier of the standard errors for the interval half-widths (1.96: 95 %).
+
+    Returns
+    -------
+    dict of arrays (per class) and floats: ``weights`` W_i, ``proportions`` p_ij (K, K),
+    ``area`` and ``area_ci`` (estimated area of each reference class, +/- half-width),
+    ``users_accuracy``/``users_ci``, ``producers_accuracy``/``producers_ci``,
+    ``overall_accuracy``/``overall_ci``.  A stratum with fewer than 2 samples gives NaN
+    standard errors where it contributes.
+
+    Examples
+    --------
+    Olofsson et al. (2014), section 5 (30 m pixels, areas in pixels, 0.09 ha each):
+
+    >>> m = np.array([[66, 0, 5, 4], [0, 55, 8, 12], [1, 0, 153, 11], [2, 1, 9, 313]])
+    >>> r = area_adjusted(m, [200_000, 150_000, 3_200_000, 6_450_000])
+    >>> (r["area"][0] * 0.09).round(), (r["area_ci"][0] * 0.09).round()
+    (np.float64(21158.0), np.float64(6158.0))
+    >>> round(r["overall_accuracy"], 2), r["producers_accuracy"].round(2).tolist()
+    (0.95, [0.75, 0.85, 0.93, 0.96])
+    """
+    n = np.asarray(matrix, float)
+    area = np.asarray(mapped_area, float)
+    if n.shape != (len(area), len(area)):
+        raise ValueError(f"matrix {n.shape} does not match {len(area)} mapped areas")
+    total = area.sum()
+    w = area / total
+    ni = n.sum(1)                                     # samples per stratum (map class)
+    frac = _div(n, ni[:, None])                       # n_ij / n_i.
+    frac = np.where(ni[:, None] > 0, frac, 0.0)
+    p = w[:, None] * frac                             # eq. 9 (estimated area proportions)
+    pj = p.sum(0)                                     # p_.j
+    dof = np.where(ni > 1, ni - 1, np.nan)
+    # eq. 10: SE of the area proportion of reference class k
+    se_pj = np.sqrt(np.nansum(w[:, None] ** 2 * frac * (1 - frac) / dof[:, None], axis=0)
+                    + np.where(np.any((ni <= 1)[:, None] & (frac > 0), axis=0), np.nan, 0))
+    ua = _div(np.diag(p), p.sum(1))                   # eq. 2
+    pa = _div(np.diag(p), pj)                         # eq. 3
+    oa = float(np.trace(p))                           # eq. 1
+    se_ua = np.sqrt(ua * (1 - ua) / dof)              # eq. 6
+    se_oa = float(np.sqrt(np.nansum(w ** 2 * ua * (1 - ua) / dof)))  # eq. 5
+    # eq. 7 with estimated reference totals N_.j = sum_i N_i. n_ij / n_i. (N in area units)
+    nj_hat = (area[:, None] * frac).sum(0)
+    se_pa = np.full(len(area), np.nan)
+    for j in range(len(area)):
+        if not nj_hat[j] > 0:
+            continue
+        others = [i for i in range(len(area)) if i != j]
+        t1 = area[j] ** 2 * (1 - pa[j]) ** 2 * ua[j] * (1 - ua[j]) / dof[j] if ni[j] > 0 else 0.0
+        t2 = pa[j] ** 2 * sum(area[i] ** 2 * frac[i, j] * (1 - frac[i, j]) / dof[i]
+                              for i in others if frac[i, j] > 0)
+        se_pa[j] = np.sqrt((t1 + t2) / nj_hat[j] ** 2)
+    return {"weights": w, "proportions": p, "area": pj * total, "area_ci": z * se_pj * total,
+            "users_accuracy": ua, "users_ci": z * se_ua,
+            "producers_accuracy": pa, "producers_ci": z * se_pa,
+            "overall_accuracy": oa, "overall_ci": z * se_oa}
+
+
+def blocked_folds(rows: np.ndarray, cols: np.ndarray, block: int, k: int = 5,
+                  seed: int = 0) -> np.ndarray:
+    """Fold number (0..k-1) of each sample for spatially blocked cross-validation.
+
+    Samples are grouped in square blocks of ``block`` x ``block`` pixels; whole blocks go to
+    folds (in random order, each to the fold with fewest samples so far), so training and test
+    samples of a fold are never in the same block and spatial autocorrelation does not inflate
+    the estimate.  Folds hold about equal sample counts when there are many blocks.
+
+    Examples
+    --------
+    >>> rows, cols = np.divmod(np.arange(400), 20)          # a 20 x 20 grid of samples
+    >>> f = blocked_folds(rows, cols, block=5, k=4, seed=1)
+    >>> np.bincount(f).tolist()                              # 16 blocks of 25 samples
+    [100, 100, 100, 100]
+    >>> len(np.unique(f[(rows < 5) & (cols < 5)]))           # one block, one fold
+    1
+    """
+    rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+    if block < 1 or k < 2:
+        raise ValueError("block must be >= 1 and k >= 2")
+    br, bc = rows // block, cols // block
+    keys = br * (int(bc.max(initial=0)) + 1) + bc
+    ids, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    if len(ids) < k:
+        raise ValueError(f"only {len(ids)} block(s) hold samples; need at least k={k} "
+                         "(use a smaller block)")
+    order = np.random.default_rng(seed).permutation(len(ids))
+    load = np.zeros(k, np.int64)
+    fold_of_block = np.empty(len(ids), np.int64)
+    for b in order:
+        f = int(np.argmin(load))
+        fold_of_block[b] = f
+        load[f] += counts[b]
+    return fold_of_block[inverse.ravel()]
+
+
+# --------------------------------------------------------------------------- map assessment
+
+def _pixel_areas(grid, r0: int, r1: int) -> np.ndarray:
+    """Area (m^2) of one pixel in each row r0..r1-1 (rows differ only on geographic grids)."""
+    xres, yres = grid.res
+    if grid.crs is not None and grid.crs.is_geographic:
+        rows = np.arange(r0, r1) + 0.5
+        lat = grid.transform.f + grid.transform.e * rows
+        # Spherical approximation; enough for class proportions (errors cancel in W_i).
+        return xres * 111320.0 * np.cos(np.radians(lat)) * yres * 110540.0
+    return np.full(r1 - r0, xres * yres)
+
+
+def _tally(map_path: str, grid, ref: np.ndarray, block: int):
+    """Mapped area per code and the (map, reference) pairs, reading the map window by window."""
+    from rasterio.windows import Window
+
+    from ..raster import open_raster
+
+    areas = np.zeros(256)
+    counts = np.zeros(256, np.int64)
+    pairs = np.zeros(256 * 256, np.int64)
+    with open_raster(map_path) as ds:
+        for r0 in range(0, grid.height, block):
+            r1 = min(r0 + block, grid.height)
+            data = ds.read(1, window=Window(0, r0, grid.width, r1 - r0), masked=True)
+            valid = ~np.ma.getmaskarray(data)
+            v = np.ma.getdata(data)
+            if np.issubdtype(v.dtype, np.floating):
+                valid &= np.isfinite(v)
+                if np.any(v[valid] != np.round(v[valid])):
+                    raise _user_error("map values must be integer class codes", map_path)
+            codes = np.where(valid, v, 0).astype(np.int64)
+            if codes.min() < 0 or codes.max() > 255:
+                raise _user_error("map class codes must be 0..255 (0 = nodata)", map_path)
+            px = _pixel_areas(grid, r0, r1)
+            areas += np.bincount(codes.ravel(), weights=np.repeat(px, grid.width), minlength=256)
+            counts += np.bincount(codes.ravel(), minlength=256)
+            rr = ref[r0:r1]
+            ok = (codes > 0) & (rr > 0)
+            pairs += np.bincount(codes[ok] * 256 + rr[ok], minlength=256 * 256)
+    areas[0], counts[0] = 0, 0
+    return areas, counts, pairs.reshape(256, 256)
+
+
+def _user_error(msg, path):
+    from ..errors import UserError
+
+    return UserError(msg, path)
+
+
+def _clean(x):
+    """JSON-safe: NaN/inf -> None, numpy -> Python."""
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _clean(x.tolist())
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if np.isfinite(x) else None
+    return x
+
+
+def assess_map(map_path: str | os.PathLike, reference: str | os.PathLike,
+               out: str | os.PathLike, *, column: str | None = None, legend=None,
+               codes: Mapping[str, int] | None = None, all_touched: bool = False,
+               block: int = 1024, figure: bool = True) -> dict:
+    """Assess a class map against reference labels and write a JSON report (+ PNG figure).
+
+    Parameters
+    ----------
+    map_path : class map (band 1 integer codes, 0/nodata = none); its embedded legend
+        (``LEGEND`` tag or colour table) names the classes unless ``legend`` is given.
+    reference : wall-to-wall raster, points or polygons (see :func:`..labels.read_labels`),
+        brought onto the map's grid.  Label names are matched to the legend's names.
+    out : report path (JSON); the confusion-matrix figure goes beside it as ``<stem>.png``.
+
+    Returns
+    -------
+    The report dict (also written to ``out``).
+
+    Examples
+    --------
+    >>> rep = assess_map("map.tif", "strata.tif", "report.json")  # doctest: +SKIP
+    >>> rep["overall_accuracy"]                                    # doctest: +SKIP
+    0.54
+    """
+    from ..errors import UserError
+    from ..product import write_json
+    from ..raster import read_grid
+    from .labels import read_labels
+    from .legend import read_raster_legend
+
+    map_path, reference = os.fspath(map_path), os.fspath(reference)
+    grid = read_grid(map_path)
+    embedded = read_raster_legend(map_path)
+    legend = legend or embedded
+    labels = read_labels(reference, grid, column, legend=legend, codes=codes,
+                         all_touched=all_touched)
+    if any(not k.lstrip("-").replace(".", "", 1).isdigit() for k in labels.codes) \
+            and legend is None and codes is None:
+        raise UserError("reference labels are names but the map has no embedded legend; "
+                        "give --legend", reference)
+    areas, counts, pairs = _tally(map_path, grid, labels.array, max(16, block))
+    present = sorted(set(np.flatnonzero(counts)) | set(np.flatnonzero(pairs.sum(0))))
+    if not pairs.sum():
+        raise UserError("no labelled reference pixel falls on a mapped pixel", reference)
+    classes = np.array(present, int)
+    mat = pairs[np.ix_(classes, classes)]
+    names = [legend.name(c) if legend is not None else f"class {c}" for c in classes]
+    sm = accuracy_metrics(mat)
+    aa = area_adjusted(mat, areas[classes])
+    warnings = []
+    for i, c in enumerate(classes):
+        if counts[c] and mat[i].sum() < 2:
+            warnings.append(f"map class {c} ({names[i]}) has {int(mat[i].sum())} reference "
+                            "sample(s): its area-adjusted intervals are undefined and its mapped "
+                            "area is not redistributed")
+    per_class = []
+    for i, c in enumerate(classes):
+        per_class.append({
+            "code": int(c), "name": names[i],
+            "n_map_samples": int(sm["n_map"][i]), "n_reference_samples": int(sm["n_reference"][i]),
+            "precision_users_accuracy": sm["precision"][i],
+            "recall_producers_accuracy": sm["recall"][i], "f1": sm["f1"][i],
+            "mapped_pixels": int(counts[c]), "mapped_area_m2": areas[c],
+            "area_adjusted": {
+                "area_m2": aa["area"][i], "area_ci95_m2": aa["area_ci"][i],
+                "users_accuracy": aa["users_accuracy"][i], "users_ci95": aa["users_ci"][i],
+                "producers_accuracy": aa["producers_accuracy"][i],
+                "producers_ci95": aa["producers_ci"][i], "map_weight": aa["weights"][i]},
+        })
+    report = {
+        "map": map_path, "reference": reference,
+        "reference_kind": "raster" if labels.column is None else f"vector column {labels.column!r}",
+        "legend_source": "argument" if legend is not None and legend is not embedded
+        else ("map" if embedded is not None else "none"),
+        "conventions": {
+            "confusion_matrix": "rows = map class, columns = reference class, sample counts "
+                                "(pixels), in the order of 'classes'",
+            "precision": "user's accuracy = n_ii / n_i. (row)",
+            "recall": "producer's accuracy = n_ii / n_.i (column)",
+            "area_adjusted": "Olofsson et al. (2014) stratified estimators, map classes as "
+                             "strata, mapped areas from every map pixel; ci95 = 1.96 SE. They "
+                             "assume a stratified random reference sample; for a wall-to-wall "
+                             "reference they equal the census and the intervals are tiny.",
+            "units": "areas in m^2 (pixel area of the map grid); accuracies are fractions 0..1",
+        },
+        "classes": [{"code": int(c), "name": n} for c, n in zip(classes, names)],
+        "n_samples": sm["n"],
+        "confusion_matrix": mat.tolist(),
+        "overall_accuracy": sm["overall_accuracy"], "kappa": sm["kappa"],
+        "macro_f1": sm["macro_f1"],
+        "area_adjusted_overall_accuracy": aa["overall_accuracy"],
+        "area_adjusted_overall_accuracy_ci95": aa["overall_ci"],
+        "per_class": per_class,
+        "mapped_area_total_m2": float(areas.sum()),
+        "label_codes": labels.codes,
+        "warnings": warnings,
+    }
+    report = _clean(report)
+    if figure:
+        report["figure"] = Path(out).with_suffix(".png").name
+        confusion_figure(mat, names, Path(out).with_suffix(".png"),
+                         title=f"{Path(map_path).name} vs {Path(reference).name}: "
+                               f"OA {sm['overall_accuracy']:.3f}, kappa {sm['kappa']:.3f}")
+    write_json(out, report)
+    return report
+
+
+def confusion_figure(matrix: np.ndarray, names: Sequence[str], path: str | os.PathLike,
+                     title: str = "") -> str:
+    """PNG of an error matrix: counts written in the cells, colour = share of the map class row.
+
+    Examples
+    --------
+    >>> confusion_figure(np.array([[5, 1], [0, 4]]), ["a", "b"], "cm.png")  # doctest: +SKIP
+    'cm.png'
+    """
+    from matplotlib.figure import Figure
+
+    from ..quicklook import save_figure
+
+    mat = np.asarray(matrix)
+    k = len(names)
+    share = _div(mat, mat.sum(1, keepdims=True))
+    size = 2.5 + 0.55 * k
+    fig = Figure(figsize=(size + 1.2, size), layout="constrained")
+    ax = fig.add_subplot()
+    im = ax.imshow(np.nan_to_num(share), cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            if mat[i, j]:
+                ax.text(j, i, str(int(mat[i, j])), ha="center", va="center", fontsize=7,
+                        color="white" if share[i, j] > 0.6 else "black")
+    ax.set_xticks(range(k), names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k), names, fontsize=8)
+    ax.set_xlabel("reference class")
+    ax.set_ylabel("map class")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, shrink=0.8, label="share of map-class samples")
+    return save_figure(fig, path, credit="cryokit landcover assess")
