@@ -2,8 +2,66 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+from . import summary
+
+
+def sbas(
+    ifgs: list[Path] = typer.Argument(..., help="Unwrapped interferograms: GeoTIFFs in radians on one grid (dates from FIRST_DATE/SECOND_DATE tags or *_YYYYMMDD-YYYYMMDD_* names; nodata and 0 = no data; coherence files *cc*/*coh* with the same dates beside them are found), or one HDF5 file with igram (n_ifg, rows, cols), Jmat (+1/-1 per ifg) and dates."),
+    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output directory (created or replaced whole)."),
+    wavelength: Optional[float] = typer.Option(None, "--wavelength", help="Radar wavelength in metres [default: WAVELENGTH_METRES tag, else Sentinel-1 0.05546576]."),
+    weight: str = typer.Option("none", "--weight", help="none: ordinary least squares | coherence: weights 2Lγ²/(1-γ²) from the coherence files (MintPy 'fim')."),
+    reference: Optional[tuple[float, float]] = typer.Option(None, "--reference", metavar="LON LAT", help="Reference point (degrees); default: automatic (coherent pixel moving like the median of the most coherent 10 %)."),
+    reference_pixel: Optional[tuple[int, int]] = typer.Option(None, "--reference-pixel", metavar="ROW COL", help="Reference pixel by row and column instead of --reference."),
+    min_coherence: float = typer.Option(0.7, "--min-coherence", help="Points need at least this temporal coherence (0-1)."),
+    units: str = typer.Option("rad", "--units", help="Unit of an HDF5 igram: rad | mm (GeoTIFFs are radians)."),
+    lon: Optional[Path] = typer.Option(None, "--lon", help="HDF5 input: longitude grid (raw float32 .flt or raster of the igram shape)."),
+    lat: Optional[Path] = typer.Option(None, "--lat", help="HDF5 input: latitude grid."),
+    dem: Optional[Path] = typer.Option(None, "--dem", help="DEM (m) for the points' height column."),
+    allow_subsets: bool = typer.Option(False, "--allow-subsets", help="Solve a disconnected network per connected subset (each zero at its own first date) instead of failing."),
+    block_rows: int = typer.Option(256, "--block-rows", help="Rows per inversion block."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Run row blocks on a local dask cluster of N processes."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Run row blocks on an existing dask.distributed scheduler (tcp://host:port)."),
+    place: Optional[str] = typer.Option(None, "--place", help="Place name for the metadata record."),
+):
+    """Ground motion points from a network of unwrapped interferograms (SBAS).
+
+    Each pixel's phase series is the (weighted) least-squares solution over its valid
+    interferograms (0 at the first date); interferograms are first referred to one pixel.
+    Displacement d = -phase * wavelength / (4 pi) in mm along the line of sight, positive
+    towards the satellite (MintPy's convention). Writes OUTDIR/points.csv and points.parquet
+    (EGMS columns: pid, latitude, longitude, easting, northing in EPSG:3035, [height],
+    line, pixel, rmse, temporal_coherence, mean_velocity ... then YYYYMMDD columns in mm),
+    velocity.tif (LOS velocity and its std in mm/yr, temporal coherence), timeseries.nc
+    (displacement in mm on x, y, time), report.json (network, reference, weights, counts,
+    units, sign convention), metadata.json, stac-item.json and quicklook.png.
+    """
+    from ..motion.sbas_product import SbasOptions, make_sbas
+
+    opts = SbasOptions(wavelength_m=wavelength, weight=weight, reference_lonlat=reference,
+                       reference_rowcol=reference_pixel, min_coherence=min_coherence,
+                       units=units, allow_subsets=allow_subsets, block_rows=block_rows,
+                       workers=workers, scheduler=scheduler, progress=True,
+                       dem=str(dem) if dem else None, lon=str(lon) if lon else None,
+                       lat=str(lat) if lat else None, place=place)
+    rep = make_sbas([str(p) for p in ifgs], str(outdir), opts)
+    net, ref = rep["network"], rep["reference"]["series"]
+    v = rep["velocity"]
+    summary("cryokit sbas", [
+        ("network", f"{net['n_interferograms']} interferograms, {net['n_dates']} dates, "
+                    f"{net['n_components']} subset(s), min redundancy {net['min_redundancy']}"),
+        ("reference", f"row {ref['row']}, col {ref['col']} ({ref['lon']:.5f}, {ref['lat']:.5f})"),
+        ("points", f"{rep['counts']['points']} of {rep['counts']['pixels']} pixels "
+                   f"(temporal coherence >= {rep['temporal_coherence']['threshold']})"),
+        ("velocity", f"p5 {v['p05_mm_per_yr']} / median {v['median_mm_per_yr']} mm/yr (LOS, "
+                     "+ towards the satellite)" if v["median_mm_per_yr"] is not None else "-"),
+        ("output", str(outdir))])
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``sbas`` command to the top-level app (filled in by the SBAS product)."""
+    """Add the ``sbas`` command to the top-level app."""
+    app.command("sbas")(sbas)

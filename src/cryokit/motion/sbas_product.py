@@ -1,0 +1,430 @@
+"""The ``cryokit sbas`` product: unwrapped interferograms -> SBAS series -> EGMS-style points.
+
+Steps: read the stack (:mod:`.interferograms`), check the network (:mod:`.network`), refer
+every interferogram to one pixel (given, or provisional: the pixel valid in every
+interferogram with the highest mean coherence, else the smoothest phase), invert blocks of
+rows (:func:`.sbas.invert`, through :func:`cryokit.parallel.run_tasks`), convert to LOS
+millimetres (positive towards the satellite), move the reference to the final reference
+pixel (given, or automatic: :func:`.sbas.choose_reference`) by subtracting its series, keep
+pixels with temporal coherence >= ``min_coherence`` and a full series as points, and write:
+
+``points.csv`` / ``points.parquet`` (EGMS columns, date columns YYYYMMDD in mm),
+``velocity.tif``, ``timeseries.nc``, ``report.json``, ``metadata.json``, ``stac-item.json``,
+``quicklook.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__, parallel
+from ..atomic import atomic_file, staged_dir
+from ..errors import UserError
+from ..product import write_json, write_records
+from ..raster import write_cog
+from . import sbas
+from .interferograms import IfgStack, read_flat, read_stack
+from .network import check_network, require_connected
+
+WEIGHTS = {"none": None, "coherence": "fim"}
+
+
+@dataclass(frozen=True)
+class SbasOptions:
+    """Options of :func:`make_sbas` (written as they are into the report)."""
+
+    wavelength_m: float | None = None    # None: WAVELENGTH_METRES tag, else Sentinel-1
+    weight: str = "none"                 # none | coherence (MintPy 'fim' weights)
+    reference_lonlat: tuple[float, float] | None = None
+    reference_rowcol: tuple[int, int] | None = None
+    min_coherence: float = 0.7           # temporal coherence of a point (MintPy default)
+    units: str = "rad"                   # HDF5 input: rad | mm
+    allow_subsets: bool = False
+    block_rows: int = 256
+    workers: int | None = None
+    scheduler: str | None = None
+    progress: bool = False
+    dem: str | None = None
+    lon: str | None = None               # HDF5: coordinate grids (raw .flt or raster)
+    lat: str | None = None
+    place: str | None = None
+    licence: str = "CC-BY-4.0"
+
+
+# ----------------------------------------------------------------------------- blocks
+
+def _rows(n: int, size: int) -> list[tuple[int, int]]:
+    return parallel.split_range(n, max(1, size))
+
+
+def _scan_rows(rows, *, stack: IfgStack):
+    """Per pixel: all interferograms valid, mean coherence, phase roughness (block)."""
+    import warnings
+
+    y, c = stack.read(rows, coherence=True)
+    valid = np.isfinite(y).all(0)
+    warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
+    mc = np.nanmean(c, 0) if c is not None else None
+    # roughness: mean |laplacian| over interferograms (edge rows of a block use fewer terms)
+    lap = np.abs(4 * y[:, 1:-1, 1:-1] - y[:, :-2, 1:-1] - y[:, 2:, 1:-1]
+                 - y[:, 1:-1, :-2] - y[:, 1:-1, 2:]) if min(y.shape[1:]) > 2 else None
+    rough = np.full(valid.shape, np.inf)
+    if lap is not None:
+        with np.errstate(invalid="ignore"):
+            rough[1:-1, 1:-1] = np.nanmean(lap, 0)
+    return valid, mc, rough
+
+
+def invert_rows(rows, *, stack: IfgStack, ref_values: np.ndarray, weight_func: str | None,
+                phase_scale: float, allow_subsets: bool) -> tuple:
+    """Invert rows [r0, r1) of the stack, interferograms referred to ``ref_values``."""
+    y, c = stack.read(rows, coherence=weight_func is not None)
+    y -= ref_values[:, None, None].astype(np.float32)
+    w = None
+    if weight_func is not None:
+        w = sbas.coherence_weights(c, 1.0, weight_func)
+        w[~np.isfinite(y)] = 0.0
+    res = sbas.invert(y, stack.pairs, len(stack.dates), w, allow_subsets=allow_subsets,
+                      phase_scale=phase_scale)
+    return res.phase.astype(np.float64), res.temporal_coherence, res.n_obs, res.info
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _reference_pixel(stack: IfgStack, opts: SbasOptions, source: str) -> tuple[int, int] | None:
+    if opts.reference_rowcol is not None:
+        r, c = (int(v) for v in opts.reference_rowcol)
+    elif opts.reference_lonlat is not None:
+        lon, lat = opts.reference_lonlat
+        if stack.lonlat is not None:
+            d = (stack.lonlat[0] - lon) ** 2 + (stack.lonlat[1] - lat) ** 2
+            r, c = np.unravel_index(int(np.nanargmin(d)), d.shape)
+        else:
+            if stack.grid.crs is None:
+                raise UserError("--reference LON LAT needs georeferenced interferograms", source)
+            from pyproj import Transformer
+
+            x, yy = Transformer.from_crs("EPSG:4326", stack.grid.crs.to_wkt(),
+                                         always_xy=True).transform(lon, lat)
+            col, row = ~stack.grid.transform * (x, yy)
+            r, c = int(np.floor(row)), int(np.floor(col))
+    else:
+        return None
+    if not (0 <= r < stack.grid.height and 0 <= c < stack.grid.width):
+        raise UserError(f"reference pixel (row {r}, col {c}) is outside the "
+                        f"{stack.grid.height} x {stack.grid.width} grid", source)
+    return int(r), int(c)
+
+
+def _pixel_values(stack: IfgStack, r: int, c: int) -> np.ndarray:
+    y, _ = stack.read((r, r + 1))
+    return y[:, 0, c].astype(np.float64)
+
+
+def _lonlat(stack: IfgStack) -> tuple[np.ndarray, np.ndarray]:
+    if stack.lonlat is not None:
+        return stack.lonlat
+    g = stack.grid
+    rr, cc = np.mgrid[0:g.height, 0:g.width]
+    x, y = g.xy(rr, cc)
+    from pyproj import Transformer
+
+    tr = Transformer.from_crs(g.crs.to_wkt(), "EPSG:4326", always_xy=True)
+    return tr.transform(x, y)
+
+
+# ----------------------------------------------------------------------------- product
+
+def make_sbas(inputs: list[str], outdir: str, options: SbasOptions = SbasOptions()) -> dict:
+    """Make the SBAS product of ``inputs`` (GeoTIFF interferograms or one HDF5 file) in
+    ``outdir`` (replaced whole when complete); return the report."""
+    t_start = time.perf_counter()
+    opts = options
+    if opts.weight not in WEIGHTS:
+        raise UserError(f"--weight must be none or coherence, got {opts.weight!r}")
+    if not 0 <= opts.min_coherence <= 1:
+        raise UserError(f"--min-coherence must be in [0, 1], got {opts.min_coherence}")
+    inputs = [os.fspath(p) for p in inputs]
+    source = inputs[0]
+    is_h5 = len(inputs) == 1 and inputs[0].lower().endswith((".h5", ".hdf5", ".he5"))
+    if is_h5:
+        kw = {"units": opts.units}
+        shape = None
+        if opts.lon or opts.lat:
+            if not (opts.lon and opts.lat):
+                raise UserError("give both --lon and --lat coordinate grids")
+            import h5py
+            with h5py.File(source, "r") as f:
+                shape = f["igram"].shape[1:] if "igram" in f else None
+            if shape is None:
+                raise UserError("has no dataset 'igram'", source)
+            kw.update(lon=read_flat(opts.lon, shape), lat=read_flat(opts.lat, shape))
+        stack = read_stack(inputs, **kw)
+    else:
+        stack = read_stack(inputs)
+    if stack.grid.crs is None:
+        raise UserError("no coordinates: give --lon/--lat grids (or lat/lon datasets) so "
+                        "points can be located", source)
+    units = stack.units
+    wavelength = opts.wavelength_m or stack.wavelength_m or sbas.SENTINEL1_WAVELENGTH_M
+    phase_scale = 1.0 if units == "rad" else 4 * np.pi / (wavelength * 1000.0)
+    net = check_network(stack.pairs, len(stack.dates))
+    if not opts.allow_subsets:
+        require_connected(net, stack.dates, source)
+    weight_func = WEIGHTS[opts.weight]
+    if weight_func and not stack.coherence_sources:
+        raise UserError("--weight coherence needs a coherence file beside every interferogram "
+                        "(names with 'cc' or 'coh' and the same dates)", source)
+    H, W = stack.shape
+    blocks = _rows(H, opts.block_rows)
+
+    # 1. reference of the interferograms (before the inversion, as MintPy)
+    t0 = time.perf_counter()
+    given = _reference_pixel(stack, opts, source)
+    if given is not None:
+        ref0, how0 = given, "given"
+    else:
+        scans = [_scan_rows(b, stack=stack) for b in blocks]
+        valid = np.concatenate([s[0] for s in scans])
+        if not valid.any():
+            raise UserError("no pixel is valid in every interferogram: give --reference",
+                            source)
+        if scans[0][1] is not None:
+            score = np.where(valid, np.concatenate([s[1] for s in scans]), -np.inf)
+            ref0, how0 = np.unravel_index(int(np.argmax(score)), valid.shape), \
+                "valid in every interferogram, highest mean coherence"
+        else:
+            rough = np.where(valid, np.concatenate([s[2] for s in scans]), np.inf)
+            if not np.isfinite(rough).any():
+                rough = np.where(valid, 0.0, np.inf)
+            ref0, how0 = np.unravel_index(int(np.argmin(rough)), valid.shape), \
+                "valid in every interferogram, smoothest phase (least mean |Laplacian|)"
+        ref0 = (int(ref0[0]), int(ref0[1]))
+    ref_values = _pixel_values(stack, *ref0)
+    if not np.isfinite(ref_values).all():
+        raise UserError(f"reference pixel (row {ref0[0]}, col {ref0[1]}) has no data in "
+                        f"{int((~np.isfinite(ref_values)).sum())} interferogram(s)", source)
+
+    # 2. inversion, blocks of rows
+    results = parallel.run_tasks(
+        invert_rows, blocks, workers=opts.workers, scheduler=opts.scheduler,
+        progress=opts.progress, description="SBAS inversion",
+        shared=dict(stack=stack, ref_values=ref_values, weight_func=weight_func,
+                    phase_scale=phase_scale, allow_subsets=opts.allow_subsets))
+    phase = np.concatenate([r[0] for r in results], axis=1)
+    tcoh = np.concatenate([r[1] for r in results], axis=0)
+    counts = {k: int(sum(r[3][k] for r in results))
+              for k in ("pixels", "solved", "solved_by_group", "solved_per_pixel",
+                        "not_connected", "no_data")}
+    t_inv = time.perf_counter() - t0
+
+    # 3. millimetres, final reference, velocity
+    disp = sbas.phase_to_mm(phase, wavelength) if units == "rad" else phase
+    t_years = np.array([(d - stack.dates[0]).days / 365.25 for d in stack.dates])
+    vel, vel_std = sbas.linear_velocity(disp, t_years)
+    if given is not None:
+        ref, ref_info = given, {"rule": "given"}
+    else:
+        try:
+            r, c, ref_info = sbas.choose_reference(tcoh, vel, min_coherence=opts.min_coherence)
+        except ValueError:
+            raise UserError("no pixel has a full series; nothing to reference", source) from None
+        ref = (r, c)
+    if not np.isfinite(disp[:, ref[0], ref[1]]).all():
+        raise UserError(f"reference pixel (row {ref[0]}, col {ref[1]}) has no full series "
+                        "(not connected in its valid interferograms)", source)
+    disp = disp - disp[:, ref[0], ref[1]][:, None, None]
+    vel, vel_std = sbas.linear_velocity(disp, t_years)
+    keep = np.isfinite(disp).all(0) & (tcoh >= opts.min_coherence)
+    lon, lat = _lonlat(stack)
+
+    with staged_dir(outdir) as out:
+        n_points = _write_points(out, stack, disp, tcoh, keep, lon, lat, opts)
+        _write_velocity(out, stack, vel, vel_std, tcoh, keep, ref, opts)
+        _write_cube(out / "timeseries.nc", stack, disp, vel, tcoh, keep, ref)
+        _quicklook(out, stack, vel, keep, ref, lon, lat)
+        report = {
+            "product": "SBAS LOS displacement series as EGMS-style points",
+            "software": f"cryokit {__version__}",
+            "inputs": {"kind": stack.kind, "files": [os.path.abspath(p) for p in stack.sources],
+                       "coherence_files": len(stack.coherence_sources or []),
+                       "units": units, **stack.info},
+            "options": {k: v for k, v in asdict(opts).items() if k not in ("progress",)},
+            "network": net.as_dict(stack.dates) | {
+                "interferograms": [[stack.dates[i].isoformat(), stack.dates[j].isoformat()]
+                                   for i, j in stack.pairs],
+                "subset_reference": ("each connected subset is solved on its own and is zero "
+                                     "at its own first date" if net.n_components > 1 else None)},
+            "weights": ("none (ordinary least squares)" if weight_func is None else
+                        "Fisher information index 2Lγ²/(1-γ²) of the coherence γ (clipped to "
+                        "[0.05, 0.999]), as MintPy weight_func='fim'; L does not change the "
+                        "solution"),
+            "wavelength_m": wavelength,
+            "sign_convention": sbas.SIGN_CONVENTION if units == "rad" else
+            "input in mm, taken as LOS displacement with the input's own sign",
+            "units": {"displacement": "mm", "velocity": "mm/yr", "temporal_coherence": "1"},
+            "time_reference": f"series are 0 at the first date {stack.dates[0].isoformat()}",
+            "reference": {
+                "interferograms": {"row": ref0[0], "col": ref0[1], "rule": how0},
+                "series": {"row": ref[0], "col": ref[1], "lon": float(lon[ref]),
+                           "lat": float(lat[ref]), **ref_info,
+                           "note": "series referred to this pixel by subtracting its series"}},
+            "temporal_coherence": {
+                "definition": "|mean_k exp(j r_k)|, r the residual of the inversion in "
+                              "radians over the pixel's valid interferograms (MintPy)",
+                "median": _nanstat(np.nanmedian, tcoh),
+                "threshold": opts.min_coherence},
+            "counts": counts | {"points": n_points},
+            "velocity": {"definition": "least-squares slope of [t, 1] (t in days / 365.25); "
+                                       "points.csv mean_velocity follows EGMS (with seasonal "
+                                       "terms, t in days / 365)",
+                         "p05_mm_per_yr": _nanstat(lambda a: np.nanpercentile(a, 5),
+                                                   np.where(keep, vel, np.nan)),
+                         "median_mm_per_yr": _nanstat(np.nanmedian, np.where(keep, vel, np.nan)),
+                         "p95_mm_per_yr": _nanstat(lambda a: np.nanpercentile(a, 95),
+                                                   np.where(keep, vel, np.nan))},
+            "dates": [d.isoformat() for d in stack.dates],
+            "timings_s": {"inversion": round(t_inv, 3),
+                          "total": round(time.perf_counter() - t_start, 3)},
+        }
+        write_json(out / "report.json", report)
+        _records(out, report, stack, opts)
+    return report
+
+
+def _nanstat(f, a):
+    a = np.asarray(a, float)
+    return float(f(a)) if np.isfinite(a).any() else None
+
+
+def _write_points(out: Path, stack: IfgStack, disp, tcoh, keep, lon, lat, opts) -> int:
+    from .egms import EgmsPoints, write_egms, write_geoparquet
+    from .stats import timeseries_stats
+    from pyproj import Transformer
+
+    rows, cols = np.nonzero(keep)
+    series = disp[:, rows, cols].T
+    t365 = np.array([(d - stack.dates[0]).days / 365.0 for d in stack.dates])
+    st = timeseries_stats(t365, series, wavelength_mm=(opts.wavelength_m or stack.wavelength_m
+                                                       or sbas.SENTINEL1_WAVELENGTH_M) * 1000)
+    la, lo = np.asarray(lat)[rows, cols], np.asarray(lon)[rows, cols]
+    e, n = Transformer.from_crs("EPSG:4326", "EPSG:3035", always_xy=True).transform(lo, la)
+    attrs = {"pid": [f"{r:05d}{c:05d}" for r, c in zip(rows, cols)],
+             "latitude": np.round(la, 7), "longitude": np.round(lo, 7),
+             "easting": np.round(e, 1), "northing": np.round(n, 1)}
+    if opts.dem:
+        from ..raster import reproject_band
+
+        hgt = reproject_band(opts.dem, stack.grid)
+        attrs["height"] = np.round(hgt[rows, cols].astype(float), 1)
+    attrs |= {"line": rows, "pixel": cols, "rmse": np.round(st["rmse"], 2),
+              "temporal_coherence": np.round(tcoh[rows, cols], 3)}
+    for k in ("mean_velocity", "mean_velocity_std", "acceleration", "acceleration_std",
+              "seasonality", "seasonality_std"):
+        attrs[k] = np.round(st[k], 2)
+    points = EgmsPoints(attrs=pd.DataFrame(attrs),
+                        dates=np.array(stack.dates, dtype="datetime64[D]"),
+                        disp=np.round(series, 2), header={}, name="points", level="L2a",
+                        naming="legacy")
+    write_egms(points, out / "points.csv")
+    write_geoparquet(points, out / "points.parquet")
+    return int(len(rows))
+
+
+def _write_velocity(out: Path, stack, vel, vel_std, tcoh, keep, ref, opts) -> None:
+    d0, d1 = stack.dates[0], stack.dates[-1]
+    tags = {"date_start": d0.isoformat(), "date_end": d1.isoformat(),
+            "sign_convention": sbas.SIGN_CONVENTION, "reference_row": ref[0],
+            "reference_col": ref[1], "min_temporal_coherence": opts.min_coherence,
+            "software": f"cryokit {__version__}"}
+    write_cog(out / "velocity.tif",
+              [np.where(keep, vel, np.nan).astype(np.float32),
+               np.where(keep, vel_std, np.nan).astype(np.float32),
+               tcoh.astype(np.float32)], stack.grid,
+              units=["mm/yr", "mm/yr", "1"], tags=tags,
+              descriptions=[f"LOS velocity {d0} to {d1} (mm/yr, + towards the satellite)",
+                            "LOS velocity standard error (mm/yr)",
+                            "temporal coherence of the SBAS inversion"])
+
+
+def _write_cube(path: Path, stack: IfgStack, disp, vel, tcoh, keep, ref) -> None:
+    import xarray as xr
+
+    g = stack.grid
+    rr = np.arange(g.height)
+    cc = np.arange(g.width)
+    x, _ = g.xy(np.zeros_like(cc), cc)
+    _, y = g.xy(rr, np.zeros_like(rr))
+    geo = g.crs.is_geographic
+    xa = {"units": "degrees_east" if geo else "m",
+          "standard_name": "longitude" if geo else "projection_x_coordinate"}
+    ya = {"units": "degrees_north" if geo else "m",
+          "standard_name": "latitude" if geo else "projection_y_coordinate"}
+    gm = {"grid_mapping": "spatial_ref"}
+    ds = xr.Dataset(
+        {"displacement": (("time", "y", "x"), disp.astype(np.float32),
+                          gm | {"units": "mm", "long_name": "LOS displacement since the first "
+                                "date, positive towards the satellite"}),
+         "velocity": (("y", "x"), np.where(keep, vel, np.nan).astype(np.float32),
+                      gm | {"units": "mm/yr", "long_name": "LOS velocity (linear fit)"}),
+         "temporal_coherence": (("y", "x"), tcoh.astype(np.float32),
+                                gm | {"units": "1", "long_name": "SBAS temporal coherence"}),
+         "spatial_ref": ((), np.int32(0), {"crs_wkt": g.crs.to_wkt(),
+                                           "spatial_ref": g.crs.to_wkt(),
+                                           "GeoTransform": " ".join(
+                                               str(v) for v in g.transform.to_gdal())})},
+        coords={"x": ("x", x, xa), "y": ("y", y, ya),
+                "time": ("time", np.array(stack.dates, "datetime64[ns]"),
+                         {"long_name": "acquisition date"})},
+        attrs={"title": "SBAS LOS displacement series", "Conventions": "CF-1.8",
+               "sign_convention": sbas.SIGN_CONVENTION, "reference_row": ref[0],
+               "reference_col": ref[1], "source": f"cryokit {__version__}"})
+    enc = {k: {"zlib": True, "complevel": 4} for k in ("displacement", "velocity",
+                                                      "temporal_coherence")}
+    enc["time"] = {"units": f"days since {stack.dates[0].isoformat()} 00:00:00",
+                   "dtype": "float64"}
+    with atomic_file(path) as tmp:
+        ds.to_netcdf(tmp, engine="h5netcdf", encoding=enc)
+
+
+def _quicklook(out: Path, stack, vel, keep, ref, lon, lat) -> None:
+    from ..quicklook import raster_quicklook
+
+    b = stack.grid.bounds
+    raster_quicklook(out / "quicklook.png", np.where(keep, vel, np.nan),
+                     extent=(b[0], b[2], b[1], b[3]), cmap="RdBu", diverging=True,
+                     label="LOS velocity (mm/yr, + towards the satellite)",
+                     title=f"SBAS LOS velocity {stack.dates[0]} to {stack.dates[-1]}, "
+                           f"reference row {ref[0]} col {ref[1]}")
+
+
+def _records(out: Path, report: dict, stack: IfgStack, opts: SbasOptions) -> None:
+    d0, d1 = stack.dates[0], stack.dates[-1]
+    n = report["counts"]["points"]
+    quality = {"points": n, "median_temporal_coherence": report["temporal_coherence"]["median"],
+               "min_temporal_coherence": opts.min_coherence,
+               "pixels_not_connected": report["counts"]["not_connected"]}
+    gaps = sorted({(b - a).days for a, b in zip(stack.dates, stack.dates[1:])})
+    write_records(
+        out, item_id=f"sbas_{d0:%Y%m%d}_{d1:%Y%m%d}", grid=stack.grid, start=d0, end=d1,
+        title={"en": f"SBAS ground motion points {d0} to {d1}"},
+        abstract=(f"Line-of-sight displacement series (mm, positive towards the satellite) "
+                  f"of {n} points from a small-baseline inversion of {len(stack.pairs)} "
+                  f"interferograms over {len(stack.dates)} dates ({d0} to {d1}), referred "
+                  f"to one pixel, kept where the temporal coherence is at least "
+                  f"{opts.min_coherence}; EGMS-style point table, velocity raster and "
+                  "displacement cube."),
+        source=", ".join(os.path.basename(p) for p in stack.sources[:5])
+        + (" ..." if len(stack.sources) > 5 else ""),
+        method=(f"SBAS least squares per pixel ({report['weights']}); interferograms "
+                "referred to one pixel before the inversion; temporal coherence as MintPy; "
+                "EGMS per-point statistics"),
+        quality=quality, place=opts.place, licence=opts.licence,
+        temporal_resolution=f"{gaps[0]} days" if gaps else None,
+        keywords=("InSAR", "SBAS", "ground motion", "EGMS", "line of sight"))
