@@ -3,12 +3,14 @@
 :func:`make_glacier_pair` gives an optical image pair of a valley glacier with its true
 forward displacement; :func:`make_uniform_shift_pair` one constant sub-pixel shift;
 :func:`make_sar_series` a speckled SAR amplitude series; :func:`make_dem_pair` two DEMs with a
-known misregistration and glacier thinning.
+known misregistration and glacier thinning; :func:`make_insar_stack` an unwrapped
+interferogram stack with a known displacement series.
 """
 
 from .dem import DemPair, make_dem_pair
+from .insar import InsarStack, make_insar_stack, write_insar_stack
 from .sar import SarSeries, make_sar_series, write_sar_series
 from .velocity import SyntheticPair, make_glacier_pair, make_uniform_shift_pair
 
-__all__ = ["DemPair", "make_dem_pair", "SarSeries", "SyntheticPair", "make_glacier_pair", "make_sar_series",
+__all__ = ["DemPair", "make_dem_pair", "InsarStack", "make_insar_stack", "write_insar_stack", "SarSeries", "SyntheticPair", "make_glacier_pair", "make_sar_series",
            "make_uniform_shift_pair", "write_sar_series"]
