@@ -2,9 +2,76 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
 
-from .landcover import landcover_app  # noqa: F401  (commands are added to this sub-app)
+from . import summary
+from .landcover import landcover_app
+
+
+@landcover_app.command("train")
+def train(
+    features: Path = typer.Argument(..., help="Feature stack (multi-band GeoTIFF, NaN/nodata masked; band descriptions = feature names, e.g. from 'cryokit landcover features')."),
+    labels: Path = typer.Option(..., "--labels", help="Training labels: points or polygons (any OGR format) or a label raster (class codes, 0 = unlabelled); reprojected onto the stack grid."),
+    out: Path = typer.Option(..., "-o", "--output", help="Model file to write (joblib); MODEL.json beside it holds legend, feature names and parameters."),
+    label_column: Optional[str] = typer.Option(None, "--label-column", help="Attribute with the class codes or names (default: first of class, code, label, ...)."),
+    balance: bool = typer.Option(False, "--balance/--no-balance", help="Weight classes inversely to their sample counts."),
+    model: str = typer.Option("rf", "--model", help="rf (random forest, compiled for fast prediction) or lgbm (LightGBM)."),
+    local: Optional[int] = typer.Option(None, "--local", help="Locally adaptive: one model per tile of this many pixels, trained on the tile and its neighbours, blended at edges (default: one global model)."),
+    legend: Optional[Path] = typer.Option(None, "--legend", help="Legend file (JSON or CSV code,name,colour); default CALC-2020 (codes 1-10)."),
+    trees: int = typer.Option(64, "--trees", help="Trees (rf) or boosting rounds (lgbm) per model."),
+    max_depth: int = typer.Option(12, "--max-depth", help="Tree depth limit of rf models (<= 13 uses the fastest inference layout)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+):
+    """Train a land cover classifier on labelled pixels of a feature stack.
+
+    A labelled class missing from the legend is an error; legend classes without samples are
+    noted in MODEL.json and never predicted.  Samples with a NaN feature are dropped.
+    """
+    from ..landcover.classify import MODELS
+    from ..landcover.product import TrainOptions, train_model
+    from ..errors import UserError
+
+    if model not in MODELS:
+        raise UserError(f"--model must be one of {', '.join(MODELS)}, got {model!r}")
+    if local is not None and local < 8:
+        raise UserError(f"--local tile size must be >= 8 pixels, got {local}")
+    opts = TrainOptions(label_column=label_column, model=model, balance=balance, local=local,
+                        legend=str(legend) if legend else None, n_estimators=trees,
+                        max_depth=max_depth, seed=seed)
+    m = train_model(str(features), str(labels), str(out), opts)
+    rows = [("samples", f"{m.info['n_samples']} ({m.info['dropped_nan_samples']} dropped: NaN)"),
+            ("classes", ", ".join(f"{k} {v}" for k, v in m.info["samples"].items())),
+            ("model", f"{model}, {'local ' + str(local) + ' px tiles, ' + str(m.info['local_models']) + ' local models' if local else 'global'}")]
+    rows += [("note", n) for n in m.info["notes"]]
+    summary("cryokit landcover train", rows + [("output", str(out))])
+
+
+@landcover_app.command("predict")
+def predict(
+    features: Path = typer.Argument(..., help="Feature stack with the model's features in the same order (checked by band description)."),
+    model: Path = typer.Option(..., "--model", help="Model written by 'cryokit landcover train'."),
+    out: Path = typer.Option(..., "-o", "--output", help="Map GeoTIFF to write (uint8 class codes, 0 = nodata, colour table and legend embedded); quicklook.png, metadata.json and stac-item.json go beside it, so give it a folder of its own."),
+    probability: bool = typer.Option(False, "--probability/--no-probability", help="Add band 2: confidence = probability of the mapped class in percent (255 = nodata)."),
+    regions: Optional[Path] = typer.Option(None, "--regions", help="Polygons (any OGR format): also write one map per region, clipped to it (outside = 0), in folder <stem>_<CODE>/."),
+    region_column: str = typer.Option("code", "--region-column", help="Column of --regions with the region code used in file names."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Local dask worker processes (>= 2); default: this process."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Address of a running dask scheduler (tcp://host:port)."),
+    block: int = typer.Option(1024, "--block", help="Block side in pixels read at a time."),
+):
+    """Predict a land cover map block by block from a feature stack and a trained model."""
+    from ..landcover.product import predict_map
+
+    rep = predict_map(str(features), str(model), str(out), probability=probability,
+                      regions=str(regions) if regions else None, region_column=region_column,
+                      workers=workers, scheduler=scheduler, block=block, progress=True)
+    total = sum(rep["classes"].values()) or 1
+    rows = [("classes", ", ".join(f"{c}: {100 * n / total:.1f}%" for c, n in rep["classes"].items())),
+            ("nodata pixels", str(rep["nodata_pixels"])), ("blocks", str(rep["blocks"]))]
+    rows += [(f"region {k}", v) for k, v in rep["regions"].items()]
+    summary("cryokit landcover predict", rows + [("output", rep["out"])])
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,280 @@
+"""Pixel classifiers: one global model, or locally adaptive models per spatial tile, blended.
+
+:class:`GlobalClassifier` fits one model on all samples.  :class:`LocalClassifier` (the
+CALC-2020 / GLC_FCS30 idea) cuts the image into square tiles of ``tile_size`` pixels and fits
+one model per tile on the samples of that tile and its neighbours; the neighbourhood is
+widened ring by ring until every class present in it has ``min_class_samples`` samples (up
+to ``max_radius`` rings).  Tiles whose neighbourhood still holds fewer than
+``min_tile_samples`` samples, or a single class, use the global model, which is always fitted.
+At prediction the class probabilities of the four tile models whose centres surround a
+pixel are blended with bilinear weights, so the map shows no seams at tile edges.
+
+Models: ``"rf"`` = scikit-learn random forest, depth-limited and compiled for fast inference
+(:mod:`.forest`); ``"lgbm"`` = LightGBM gradient boosting.  ``balance=True`` weights classes
+inversely to their sample counts.
+
+Samples are rows of ``X`` (n, n_features) with their pixel ``rows``/``cols``; NaN rows must be
+removed by the caller (the product maps them to nodata).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .forest import FlatForest, compile_forest
+
+MODELS = ("rf", "lgbm")
+
+
+@dataclass
+class ModelParams:
+    """Hyper-parameters of the per-model estimators (defaults measured in
+    ``benchmarks/landcover_predict.py``: depth 12 keeps accuracy within a point of an
+    unlimited forest at several times its speed)."""
+
+    model: str = "rf"
+    n_estimators: int = 64
+    max_depth: int = 12
+    num_leaves: int = 31            # lgbm
+    learning_rate: float = 0.1      # lgbm
+    balance: bool = False
+    seed: int = 0
+    n_jobs: int = 2
+
+
+def fit_model(X: np.ndarray, y: np.ndarray, p: ModelParams):
+    """Fit one estimator; returns a :class:`FlatForest` (rf) or an ``LGBMClassifier``."""
+    if p.model == "rf":
+        from sklearn.ensemble import RandomForestClassifier
+
+        rf = RandomForestClassifier(n_estimators=p.n_estimators, max_depth=p.max_depth,
+                                    class_weight="balanced" if p.balance else None,
+                                    random_state=p.seed, n_jobs=p.n_jobs)
+        return compile_forest(rf.fit(X, y))
+    if p.model == "lgbm":
+        from lightgbm import LGBMClassifier
+
+        return LGBMClassifier(n_estimators=p.n_estimators, num_leaves=p.num_leaves,
+                              learning_rate=p.learning_rate,
+                              class_weight="balanced" if p.balance else None,
+                              random_state=p.seed, n_jobs=p.n_jobs, verbose=-1).fit(X, y)
+    raise ValueError(f"model must be one of {MODELS}, got {p.model!r}")
+
+
+def model_proba(m, X: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Probabilities of model ``m`` as float32 columns of ``classes`` (absent classes 0)."""
+    out = np.zeros((X.shape[0], classes.size), np.float32)
+    if X.shape[0] == 0:
+        return out
+    p = m.predict_proba(X) if isinstance(m, FlatForest) else m.predict_proba(
+        np.asarray(X, np.float32), num_threads=m.n_jobs)
+    out[:, np.searchsorted(classes, np.asarray(m.classes_ if not isinstance(m, FlatForest)
+                                               else m.classes))] = p
+    return out
+
+
+def _check_xy(X, y=None, rows=None, cols=None):
+    X = np.asarray(X, np.float32)
+    if X.ndim != 2:
+        raise ValueError(f"X must be (n, n_features), got shape {X.shape}")
+    if y is not None and np.asarray(y).shape != (X.shape[0],):
+        raise ValueError("y must have one label per row of X")
+    if (rows is None) != (cols is None):
+        raise ValueError("give both rows and cols or neither")
+    return X
+
+
+class GlobalClassifier:
+    """One model for the whole image.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(400, 3)).astype(np.float32); y = np.where(X[:, 0] > 0, 2, 6)
+    >>> clf = GlobalClassifier(n_estimators=10, max_depth=6).fit(X, y)
+    >>> clf.classes_.tolist(), float((clf.predict(X) == y).mean()) > 0.95
+    ([2, 6], True)
+    """
+
+    kind = "global"
+
+    def __init__(self, model: str = "rf", *, balance: bool = False, n_estimators: int = 64,
+                 max_depth: int = 12, num_leaves: int = 31, learning_rate: float = 0.1,
+                 seed: int = 0, n_jobs: int = 2):
+        if model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+        self.model_params = ModelParams(model, n_estimators, max_depth, num_leaves,
+                                        learning_rate, balance, seed, n_jobs)
+        self.classes_: np.ndarray | None = None
+        self.n_features_: int | None = None
+        self.model_ = None
+
+    @property
+    def params(self) -> dict:
+        """Parameters as a JSON-able dict (stored in the model sidecar)."""
+        return {"kind": self.kind, **asdict(self.model_params)}
+
+    def fit(self, X, y, rows=None, cols=None) -> "GlobalClassifier":
+        X = _check_xy(X, y, rows, cols)
+        y = np.asarray(y).astype(np.int64)
+        self.classes_ = np.unique(y)
+        if self.classes_.size < 2:
+            raise ValueError("training needs at least two classes")
+        self.n_features_ = X.shape[1]
+        self.model_ = fit_model(X, y, self.model_params)
+        return self
+
+    def predict_proba(self, X, rows=None, cols=None) -> np.ndarray:
+        """Class probabilities (n, n_classes) float32, columns in ``classes_`` order."""
+        X = _check_xy(X, None, rows, cols)
+        return model_proba(self.model_, X, self.classes_)
+
+    def predict(self, X, rows=None, cols=None) -> np.ndarray:
+        """Most probable class label per row."""
+        return self.classes_[np.argmax(self.predict_proba(X, rows, cols), axis=1)]
+
+
+class LocalClassifier(GlobalClassifier):
+    """Locally adaptive classifier: one model per tile of ``tile_size`` pixels, blended.
+
+    Parameters
+    ----------
+    tile_size : int
+        Tile side in pixels; tiles start at row/column 0.
+    min_class_samples : int
+        Every class present in a tile's neighbourhood needs this many samples, else the
+        neighbourhood grows by one ring of tiles (up to ``max_radius``).
+    min_tile_samples : int
+        Fewer samples in the final neighbourhood: the tile uses the global model.
+    max_radius : int
+        Largest neighbourhood, in tiles around the tile (1 = the 3 x 3 tiles around it).
+    **kwargs
+        Model options as for :class:`GlobalClassifier`.
+
+    Examples
+    --------
+    Two classes whose feature meaning flips between the left and right halves: a global
+    model cannot separate them, local models can.
+
+    >>> rng = np.random.default_rng(0)
+    >>> rows, cols = rng.integers(0, 64, (2, 3000))
+    >>> y = np.where(rng.random(3000) < 0.5, 1, 2)
+    >>> X = ((y == 1) ^ (cols >= 32)).astype(np.float32)[:, None] + rng.normal(0, .3, (3000, 1))
+    >>> kw = dict(n_estimators=10, max_depth=4)
+    >>> g = GlobalClassifier(**kw).fit(X, y)
+    >>> loc = LocalClassifier(16, max_radius=1, **kw).fit(X, y, rows, cols)
+    >>> acc = lambda m: float((m.predict(X, rows, cols) == y).mean())
+    >>> acc(g) < 0.6, acc(loc) > 0.85
+    (True, True)
+    """
+
+    kind = "local"
+
+    def __init__(self, tile_size: int = 256, *, min_class_samples: int = 20,
+                 min_tile_samples: int = 100, max_radius: int = 3, **kwargs):
+        super().__init__(**kwargs)
+        if tile_size < 1:
+            raise ValueError("tile_size must be >= 1")
+        self.tile_size = int(tile_size)
+        self.min_class_samples = int(min_class_samples)
+        self.min_tile_samples = int(min_tile_samples)
+        self.max_radius = int(max_radius)
+        self.global_: GlobalClassifier | None = None
+        self.models_: list = []
+        self.tile_model_: np.ndarray | None = None   # (n_tr, n_tc) index into models_, -1 = global
+        self.tile_radius_: np.ndarray | None = None
+
+    @property
+    def params(self) -> dict:
+        return {**super().params, "tile_size": self.tile_size,
+                "min_class_samples": self.min_class_samples,
+                "min_tile_samples": self.min_tile_samples, "max_radius": self.max_radius}
+
+    def fit(self, X, y, rows=None, cols=None) -> "LocalClassifier":
+        if rows is None:
+            raise ValueError("LocalClassifier.fit needs the samples' rows and cols")
+        X = _check_xy(X, y, rows, cols)
+        y = np.asarray(y).astype(np.int64)
+        self.global_ = GlobalClassifier(**{k: v for k, v in asdict(self.model_params).items()
+                                           if k != "model"}, model=self.model_params.model)
+        self.global_.fit(X, y)
+        self.classes_, self.n_features_ = self.global_.classes_, X.shape[1]
+        t = self.tile_size
+        tr, tc = np.asarray(rows) // t, np.asarray(cols) // t
+        n_tr, n_tc = int(tr.max()) + 1, int(tc.max()) + 1
+        ci = np.searchsorted(self.classes_, y)
+        counts = np.zeros((n_tr, n_tc, self.classes_.size), np.int64)
+        np.add.at(counts, (tr, tc, ci), 1)
+        csum = np.zeros((n_tr + 1, n_tc + 1, self.classes_.size), np.int64)
+        csum[1:, 1:] = counts.cumsum(0).cumsum(1)
+        self.models_, self.tile_model_ = [], np.full((n_tr, n_tc), -1, np.int32)
+        self.tile_radius_ = np.zeros((n_tr, n_tc), np.int32)
+        for i in range(n_tr):
+            for j in range(n_tc):
+                r = self._radius(csum, i, j)
+                self.tile_radius_[i, j] = r
+                if r < 0:
+                    continue
+                sel = (np.abs(tr - i) <= r) & (np.abs(tc - j) <= r)
+                self.tile_model_[i, j] = len(self.models_)
+                self.models_.append(fit_model(X[sel], y[sel], self.model_params))
+        self.model_ = self.global_.model_
+        return self
+
+    def _radius(self, csum, i, j) -> int:
+        """Neighbourhood radius for tile (i, j), or -1 when the tile falls back to global."""
+        n_tr, n_tc = csum.shape[0] - 1, csum.shape[1] - 1
+        for r in range(1, self.max_radius + 1):
+            i0, i1, j0, j1 = max(0, i - r), min(n_tr, i + r + 1), max(0, j - r), min(n_tc, j + r + 1)
+            c = csum[i1, j1] - csum[i0, j1] - csum[i1, j0] + csum[i0, j0]
+            present = c[c > 0]
+            if present.min(initial=0) >= self.min_class_samples or r == self.max_radius:
+                if c.sum() < self.min_tile_samples or present.size < 2:
+                    return -1
+                return r
+        return -1  # pragma: no cover - loop always returns at max_radius
+
+    @property
+    def n_local(self) -> int:
+        """Number of tiles with their own model."""
+        return len(self.models_)
+
+    def blend_weights(self, rows, cols) -> tuple[np.ndarray, np.ndarray]:
+        """Model index (n, 4) (-1 = global) and bilinear weight (n, 4) of each pixel's four
+        nearest tile centres (weights sum to 1; tiles beyond the fitted area are clamped)."""
+        n_tr, n_tc = self.tile_model_.shape
+        t = self.tile_size
+
+        def axis(v, n):
+            f = (np.asarray(v, np.float64) + 0.5) / t - 0.5
+            i0 = np.floor(f)
+            w = f - i0
+            i0 = i0.astype(np.int64)
+            lo = i0 < 0
+            hi = i0 >= n - 1
+            w[lo | hi] = 0.0
+            i0 = np.clip(i0, 0, n - 1)
+            return i0, np.minimum(i0 + 1, n - 1), w
+
+        r0, r1, wr = axis(rows, n_tr)
+        c0, c1, wc = axis(cols, n_tc)
+        ids = np.stack([self.tile_model_[r0, c0], self.tile_model_[r0, c1],
+                        self.tile_model_[r1, c0], self.tile_model_[r1, c1]], axis=1)
+        w = np.stack([(1 - wr) * (1 - wc), (1 - wr) * wc, wr * (1 - wc), wr * wc], axis=1)
+        return ids, w.astype(np.float32)
+
+    def predict_proba(self, X, rows=None, cols=None) -> np.ndarray:
+        """Blended class probabilities (n, n_classes) float32; needs ``rows`` and ``cols``."""
+        if rows is None:
+            raise ValueError("LocalClassifier.predict_proba needs the pixels' rows and cols")
+        X = _check_xy(X, None, rows, cols)
+        ids, w = self.blend_weights(rows, cols)
+        out = np.zeros((X.shape[0], self.classes_.size), np.float32)
+        for m in np.unique(ids[w > 0]):
+            wm = np.where(ids == m, w, 0).sum(axis=1)
+            idx = np.flatnonzero(wm > 0)
+            model = self.global_.model_ if m < 0 else self.models_[m]
+            out[idx] += wm[idx, None] * model_proba(model, X[idx], self.classes_)
+        return out

@@ -1,0 +1,385 @@
+"""The land cover map product: train a model on a feature stack, predict a map block by block.
+
+:func:`train_model` reads the labelled pixels of a feature stack (written by ``cryokit
+landcover features`` or any multi-band GeoTIFF whose band descriptions name the features),
+fits a global or locally adaptive classifier (:mod:`.classify`) and saves it
+(:mod:`.model_io`).  :func:`predict_map` classifies the stack window by window (through
+:func:`cryokit.parallel.run_tasks`, so rasters larger than memory and dask clusters work) and
+writes a uint8 class map (0 = nodata) with the legend embedded as a colour table, band
+description, class-name tags and a JSON ``LEGEND`` / ``CLASSES`` tag; optionally a confidence
+layer and one clipped map per region.  Every map folder gets quicklook.png, metadata.json and
+stac-item.json.  Inputs are checked before anything is written; outputs are staged in a
+hidden folder and moved into place when complete.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from ..errors import UserError, require_file
+from ..parallel import run_tasks, tiles
+from ..product import write_records
+from ..quicklook import save_figure
+from ..raster import Grid, open_raster, read_grid
+from .classify import GlobalClassifier, LocalClassifier
+from .legend import CALC2020, Legend, load_legend
+from .model_io import TrainedModel, load_model, save_model
+
+BLOCK = 1024          # pixels per side of a prediction block (features: BLOCK^2 * F * 4 bytes)
+CONF_NODATA = 255
+_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    label_column: str | None = None
+    model: str = "rf"
+    balance: bool = False
+    local: int | None = None          # tile size in pixels; None = one global model
+    legend: str | None = None         # legend file; None = CALC-2020
+    n_estimators: int = 64
+    max_depth: int = 12
+    seed: int = 0
+
+
+# ----------------------------------------------------------------------------- stack
+
+def feature_names(path: str) -> list[str]:
+    """Band descriptions of the stack (``band<i>`` where a band has none)."""
+    with open_raster(path) as ds:
+        return [d or f"band{i + 1}" for i, d in enumerate(ds.descriptions)]
+
+
+def read_samples(path: str, rows: np.ndarray, cols: np.ndarray, block: int = 512) -> np.ndarray:
+    """Features (n, F) float32 at pixels (rows, cols), NaN at nodata; read in row blocks so
+    only ``block`` rows of the stack are in memory at a time."""
+    order = np.argsort(rows, kind="stable")
+    with open_raster(path) as ds:
+        out = np.empty((rows.size, ds.count), np.float32)
+        for r0 in range(0, ds.height, block):
+            sel = order[(rows[order] >= r0) & (rows[order] < r0 + block)]
+            if sel.size == 0:
+                continue
+            win = Window(0, r0, ds.width, min(block, ds.height - r0))
+            data = ds.read(window=win, masked=True).astype(np.float32).filled(np.nan)
+            out[sel] = data[:, rows[sel] - r0, cols[sel]].T
+    return out
+
+
+def _legend(path: str | None) -> Legend:
+    return CALC2020 if path is None else load_legend(path)
+
+
+# ----------------------------------------------------------------------------- training
+
+def train_model(features: str | os.PathLike, labels: str | os.PathLike, out: str | os.PathLike,
+                options: TrainOptions = TrainOptions()) -> TrainedModel:
+    """Fit a classifier on the labelled pixels of ``features`` and save it to ``out``.
+
+    Labels: points, polygons (any OGR format, column ``options.label_column`` or a usual
+    name) or a label raster (0 = unlabelled), reprojected onto the stack grid.  A labelled
+    class missing from the legend is an error; a legend class without samples is noted in the
+    model sidecar (``notes``) and is never predicted.
+
+    Raises
+    ------
+    UserError
+        No overlap of labels and features, label column missing, class not in the legend,
+        no labelled pixel with all features valid, fewer than two classes.
+
+    Examples
+    --------
+    >>> train_model("features.tif", "labels.gpkg", "model.joblib")  # doctest: +SKIP
+    """
+    from .labels import read_labels
+
+    features, labels = require_file(features), require_file(labels)
+    grid = read_grid(features)
+    names = feature_names(features)
+    legend = _legend(options.legend)
+    lab = read_labels(labels, grid, options.label_column, legend=legend)
+    rows, cols = np.nonzero(lab.array)
+    y = lab.array[rows, cols].astype(np.int64)
+    unknown = sorted(set(np.unique(y).tolist()) - set(legend.codes))
+    if unknown:
+        raise UserError(f"labelled class code(s) {unknown} are not in the legend "
+                        f"({options.legend or 'CALC-2020'}: codes {list(legend.codes)})", labels)
+    X = read_samples(features, rows, cols)
+    ok = np.isfinite(X).all(axis=1)
+    if not ok.any():
+        raise UserError("no labelled pixel has valid values in every feature band", features)
+    X, y, rows, cols = X[ok], y[ok], rows[ok], cols[ok]
+    present, counts = np.unique(y, return_counts=True)
+    if present.size < 2:
+        raise UserError(f"labels hold a single class ({legend.name(int(present[0]))}); "
+                        "training needs at least two", labels)
+    kw = dict(model=options.model, balance=options.balance, n_estimators=options.n_estimators,
+              max_depth=options.max_depth, seed=options.seed)
+    clf = (LocalClassifier(options.local, **kw) if options.local else GlobalClassifier(**kw))
+    clf.fit(X, y, rows, cols)
+    missing = [c for c in legend.codes if c not in present]
+    notes = ([f"legend classes without samples, never predicted: "
+              f"{', '.join(legend.name(c) for c in missing)}"] if missing else [])
+    info = {"samples": {legend.name(int(c)): int(n) for c, n in zip(present, counts)},
+            "n_samples": int(y.size), "dropped_nan_samples": int((~ok).sum()),
+            "features_file": os.path.abspath(features), "labels_file": os.path.abspath(labels),
+            "label_column": lab.column, "label_codes": lab.codes, "grid_crs": str(grid.crs),
+            "grid_shape": list(grid.shape), "notes": notes}
+    if isinstance(clf, LocalClassifier):
+        info["local_models"] = clf.n_local
+        info["tiles"] = int(clf.tile_model_.size)
+    model = TrainedModel(clf, names, legend, info)
+    save_model(model, out)
+    return model
+
+
+# ----------------------------------------------------------------------------- prediction
+
+def predict_block(window: tuple[int, int, int, int], *, features: str, classifier, stage: str,
+                  probability: bool) -> str:
+    """Classify one window (row0, row1, col0, col1) of the stack; saves class codes (uint8,
+    0 = nodata) and confidence (uint8 percent, 255 = nodata) as ``.npy`` in ``stage``
+    and returns the file name.  Pixels with a NaN feature are nodata."""
+    r0, r1, c0, c1 = window
+    with rasterio.open(features) as ds:
+        data = ds.read(window=Window(c0, r0, c1 - c0, r1 - r0), masked=True)
+    X = data.astype(np.float32).filled(np.nan).reshape(data.shape[0], -1).T
+    ok = np.flatnonzero(np.isfinite(X).all(axis=1))
+    h, w = r1 - r0, c1 - c0
+    cls = np.zeros(h * w, np.uint8)
+    conf = np.full(h * w, CONF_NODATA, np.uint8)
+    if ok.size:
+        rr, cc = np.divmod(ok, w)
+        p = classifier.predict_proba(X[ok], rr + r0, cc + c0)
+        best = np.argmax(p, axis=1)
+        cls[ok] = classifier.classes_[best]
+        conf[ok] = np.clip(np.rint(100 * p[np.arange(ok.size), best]), 0, 100)
+    name = os.path.join(stage, f".block_{r0}_{c0}.npy")
+    np.save(name, np.stack([cls.reshape(h, w), conf.reshape(h, w)]) if probability
+            else cls.reshape(1, h, w))
+    return name
+
+
+def _map_tags(legend: Legend, classes) -> tuple[dict, dict]:
+    """Dataset tags (legend JSON, RAT-like class table) and band tags of a class map."""
+    table = [{"value": 0, "class": "nodata", "colour": None}] + [
+        {"value": c, "class": n, "colour": "#{:02x}{:02x}{:02x}".format(*rgb),
+         "predicted": c in classes} for c, n, rgb in zip(legend.codes, legend.names,
+                                                          legend.colours)]
+    tags = {**legend.to_tags(), "CLASSES": json.dumps(table, separators=(",", ":")),
+            "NODATA_MEANING": "0 = no data (a feature was NaN) or outside the region",
+            "UNITS": "class code"}
+    band = {f"CLASS_{c}": n for c, n in zip(legend.codes, legend.names)}
+    return tags, band
+
+
+def _open_map(path: Path, grid: Grid, count: int):
+    prof = dict(driver="GTiff", width=grid.width, height=grid.height, count=count,
+                dtype="uint8", crs=grid.crs, transform=grid.transform, nodata=0, tiled=True,
+                blockxsize=256, blockysize=256, compress="deflate", BIGTIFF="IF_SAFER")
+    return rasterio.open(path, "w", **prof)
+
+
+def _finish_map(ds, legend: Legend, classes, conf_band: bool) -> None:
+    tags, band = _map_tags(legend, classes)
+    ds.update_tags(**tags)
+    ds.set_band_description(1, "land cover class code (legend in colour table and LEGEND tag)")
+    ds.update_tags(1, **band, units="class code")
+    ds.write_colormap(1, legend.colormap())
+    if conf_band:
+        ds.set_band_description(2, "confidence: probability of the mapped class (percent, "
+                                   "255 = nodata)")
+        ds.update_tags(2, units="percent", nodata="255")
+
+
+def _quicklook(path: Path, codes: np.ndarray, grid: Grid, legend: Legend, title: str) -> None:
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    from ..quicklook import _decimate, _figure
+
+    left, bottom, right, top = grid.bounds
+    fig, ax = _figure((left, right, bottom, top), title)
+    a = _decimate(codes)
+    lut = np.zeros((256, 4))
+    for c, rgb in zip(legend.codes, legend.colours):
+        lut[c] = (*(v / 255 for v in rgb), 1.0)
+    ax.imshow(a, cmap=ListedColormap(lut), vmin=-0.5, vmax=255.5, interpolation="nearest",
+              extent=(left, right, bottom, top), origin="upper")
+    present = set(np.unique(a).tolist())
+    handles = [Patch(facecolor=np.array(rgb) / 255, edgecolor="0.3", label=f"{c} {n}")
+               for c, n, rgb in zip(legend.codes, legend.names, legend.colours) if c in present]
+    if handles:
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.07), fontsize=8,
+                  frameon=False, ncol=min(4, len(handles)))
+    save_figure(fig, path, credit="cryokit land cover")
+
+
+def _dates(names: list[str], path: str) -> tuple[dt.date, dt.date]:
+    found = sorted({dt.date(*map(int, m.groups())) for n in names for m in [_DATE.search(n)] if m})
+    if found:
+        return found[0], found[-1]
+    d = dt.date.fromtimestamp(os.path.getmtime(path))
+    return d, d
+
+
+def _records(folder: Path, *, item_id: str, grid: Grid, names, features: str, model: TrainedModel,
+             region: str | None) -> None:
+    start, end = _dates(names, features)
+    p = model.classifier.params
+    how = (f"locally adaptive: one {p['model']} model per {p['tile_size']}-pixel tile trained on "
+           f"the samples of the tile and its neighbourhood, probabilities blended bilinearly "
+           f"between the four nearest tile centres" if p["kind"] == "local"
+           else f"one global {p['model']} model")
+    write_records(
+        folder, item_id=item_id, grid=grid, start=start, end=end,
+        title=f"Land cover map{f' ({region})' if region else ''}",
+        abstract=(f"Pixel land cover classes ({len(model.legend)}-class legend) predicted from a "
+                  f"{len(names)}-feature stack by {how}. Class codes per the embedded legend; "
+                  "0 = no data."),
+        source=f"feature stack {os.path.basename(features)} ({', '.join(names[:8])}"
+               f"{', ...' if len(names) > 8 else ''}); training labels "
+               f"{os.path.basename(str(model.info.get('labels_file', '?')))}",
+        method=f"{how}; parameters {json.dumps(p)}",
+        quality={"training_samples": model.info.get("samples"),
+                 "note": "accuracy not assessed here: run 'cryokit landcover assess' against "
+                         "independent reference data", "notes": model.info.get("notes", [])},
+        units={"class": "class code", "confidence": "percent"}, place=region,
+        keywords=["land cover", "classification", "random forest" if p["model"] == "rf"
+                  else "gradient boosting"],
+        extra={"legend": model.legend.to_dict()})
+
+
+def _regions(path: str, column: str, grid: Grid):
+    import geopandas as gpd
+
+    require_file(path)
+    try:
+        gdf = gpd.read_file(path)
+    except Exception:  # noqa: BLE001 - any OGR failure is a user error about this file
+        raise UserError("not a vector file OGR can read", path) from None
+    if column not in gdf.columns:
+        raise UserError(f"no column {column!r}; available: "
+                        f"{', '.join(c for c in gdf.columns if c != 'geometry')}", path)
+    gdf = gdf[gdf.geometry.notna()]
+    if gdf.crs is not None and grid.crs is not None:
+        gdf = gdf.to_crs(grid.crs)
+    gdf = gdf.dissolve(by=column).reset_index()
+    out = []
+    left, bottom, right, top = grid.bounds
+    for code, geom in zip(gdf[column], gdf.geometry):
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(code)).strip("._") or "region"
+        minx, miny, maxx, maxy = geom.bounds
+        inv = ~grid.transform
+        cs, rs = zip(*(inv @ (x, y) for x, y in ((minx, maxy), (maxx, miny))))
+        r0, r1 = max(0, int(np.floor(min(rs)))), min(grid.height, int(np.ceil(max(rs))))
+        c0, c1 = max(0, int(np.floor(min(cs)))), min(grid.width, int(np.ceil(max(cs))))
+        out.append((str(code), safe, geom, (r0, r1, c0, c1)))
+    if not any(r1 > r0 and c1 > c0 for _, _, _, (r0, r1, c0, c1) in out):
+        raise UserError("no region overlaps the feature stack", path)
+    return out
+
+
+def predict_map(features: str | os.PathLike, model_path: str | os.PathLike,
+                out: str | os.PathLike, *, probability: bool = False,
+                regions: str | None = None, region_column: str = "code",
+                workers: int | None = None, scheduler: str | None = None,
+                block: int = BLOCK, progress: bool = False) -> dict:
+    """Classify ``features`` with a saved model into ``out`` (uint8 GeoTIFF, 0 = nodata).
+
+    Writes beside ``out``: quicklook.png, metadata.json, stac-item.json (use a folder of its
+    own); with ``probability`` a second band of confidence (percent); with ``regions`` one
+    folder ``<stem>_<CODE>/`` per region holding ``<stem>_<CODE>.tif`` clipped to the region
+    (outside = 0) and its own records.  Files appear only when all are written.
+
+    Returns
+    -------
+    dict: out, classes (code -> pixel count), nodata_pixels, regions (code -> path), blocks.
+
+    Examples
+    --------
+    >>> predict_map("features.tif", "model.joblib", "map/landcover.tif")  # doctest: +SKIP
+    """
+    features = require_file(features)
+    names = feature_names(features)
+    model = load_model(model_path, names)
+    grid = read_grid(features)
+    out = Path(out).absolute()
+    region_list = _regions(regions, region_column, grid) if regions else []
+    folder = out.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.stem}.tmp-", dir=folder))
+    try:
+        windows = [(r.start, r.stop, c.start, c.stop) for r, c in tiles(grid.shape, (block, block))]
+        parts = run_tasks(predict_block, windows, workers=workers, scheduler=scheduler,
+                          shared=dict(features=features, classifier=model.classifier,
+                                      stage=str(stage), probability=probability),
+                          progress=progress, description="classifying blocks")
+        count = 2 if probability else 1
+        hist = np.zeros(256, np.int64)
+        tmp_map = stage / out.name
+        classes = [int(c) for c in model.classifier.classes_]
+        with _open_map(tmp_map, grid, count) as ds:
+            for (r0, r1, c0, c1), part in zip(windows, parts):
+                a = np.load(part)
+                ds.write(a, window=Window(c0, r0, c1 - c0, r1 - r0))
+                hist += np.bincount(a[0].ravel(), minlength=256)
+                os.remove(part)
+            _finish_map(ds, model.legend, classes, probability)
+        with rasterio.open(tmp_map, "r+") as ds:
+            ds.build_overviews([f for f in (2, 4, 8, 16, 32) if max(grid.shape) // f >= 256],
+                               rasterio.enums.Resampling.nearest)
+        with rasterio.open(tmp_map) as ds:
+            step = max(1, int(np.ceil(max(grid.shape) / 2000)))
+            preview = ds.read(1, out_shape=(-(-grid.height // step), -(-grid.width // step)),
+                              resampling=rasterio.enums.Resampling.nearest)
+        _quicklook(stage / "quicklook.png", preview, grid, model.legend,
+                   f"Land cover: {out.stem}")
+        region_paths = {}
+        for code, safe, geom, (r0, r1, c0, c1) in region_list:
+            if r1 <= r0 or c1 <= c0:
+                continue
+            name = f"{out.stem}_{safe}"
+            rdir = stage / name
+            rdir.mkdir()
+            rgrid = grid.window(r0, r1, c0, c1)
+            with rasterio.open(tmp_map) as src:
+                data = src.read(window=Window(c0, r0, c1 - c0, r1 - r0))
+            from rasterio.features import geometry_mask
+
+            outside = geometry_mask([geom], out_shape=rgrid.shape, transform=rgrid.transform)
+            data[0][outside] = 0
+            if probability:
+                data[1][outside] = CONF_NODATA
+            with _open_map(rdir / f"{name}.tif", rgrid, count) as ds:
+                ds.write(data)
+                _finish_map(ds, model.legend, classes, probability)
+                ds.update_tags(REGION=code)
+            _quicklook(rdir / "quicklook.png", data[0], rgrid, model.legend,
+                       f"Land cover: {code}")
+            _records(rdir, item_id=name, grid=rgrid, names=names, features=features,
+                     model=model, region=code)
+            region_paths[code] = str(folder / name / f"{name}.tif")
+        _records(stage, item_id=out.stem, grid=grid, names=names, features=features,
+                 model=model, region=None)
+        for p in sorted(stage.iterdir()):
+            dest = folder / p.name
+            if p.is_dir() and dest.exists():
+                shutil.rmtree(dest)
+            os.replace(p, dest)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    counts = {int(c): int(hist[c]) for c in np.flatnonzero(hist) if c != 0}
+    return {"out": str(out), "classes": counts, "nodata_pixels": int(hist[0]),
+            "regions": region_paths, "blocks": len(windows), "folder": str(folder)}

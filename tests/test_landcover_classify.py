@@ -1,0 +1,107 @@
+"""Classifiers: compiled forest = scikit-learn, local beats global on a drifting scene,
+seamless blending, fall-back to the global model, LightGBM option, model files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+
+from cryokit.errors import UserError
+from cryokit.landcover.classify import GlobalClassifier, LocalClassifier
+from cryokit.landcover.forest import compile_forest
+from cryokit.landcover.legend import CALC2020
+from cryokit.landcover.model_io import TrainedModel, load_model, save_model
+from cryokit.synthetic.landcover import make_landcover_scene
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return make_landcover_scene(320, seed=3, n_features=9, sample_fraction=0.015)
+
+
+def _pixels(s):
+    f = s.features.reshape(s.features.shape[0], -1).T
+    ok = np.flatnonzero(np.isfinite(f).all(axis=1))
+    r, c = np.divmod(ok, s.truth.shape[1])
+    return f[ok], r, c, s.truth.ravel()[ok]
+
+
+@pytest.mark.parametrize("depth", [8, None])
+def test_compiled_forest_matches_sklearn(depth):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 5)).astype(np.float32)
+    y = np.digitize(X[:, 0] + 0.5 * X[:, 1] + rng.normal(0, 0.5, 2000), [-1, 0, 1]) + 3
+    rf = RandomForestClassifier(15, max_depth=depth, random_state=0).fit(X, y)
+    ff = compile_forest(rf)
+    assert (ff.depth > 0) == (depth is not None)
+    Xt = rng.normal(size=(5000, 5)).astype(np.float32)
+    # float32 sums of 15 leaf fractions: 1e-5 is ~100 ulps, far below any real difference
+    assert np.abs(ff.predict_proba(Xt) - rf.predict_proba(Xt)).max() < 1e-5
+
+
+def test_local_beats_global_on_drifting_scene(scene):
+    X, r, c, truth = _pixels(scene)
+    kw = dict(n_estimators=32, max_depth=12)
+    g = GlobalClassifier(**kw).fit(scene.sample_table(), scene.labels)
+    loc = LocalClassifier(64, max_radius=2, min_tile_samples=60, **kw).fit(
+        scene.sample_table(), scene.labels, scene.rows, scene.cols)
+    oa_g = float((g.predict(X) == truth).mean())
+    oa_l = float((loc.predict(X, r, c) == truth).mean())
+    assert loc.n_local == loc.tile_model_.size  # enough samples everywhere: no fall-back
+    assert oa_l - oa_g >= 0.05, (oa_g, oa_l)
+    assert oa_l > 0.8   # noise 0.35 and the drift inside a 3x3-tile neighbourhood cap it
+
+
+def test_blending_has_no_seams(scene):
+    loc = LocalClassifier(64, n_estimators=16, max_depth=10).fit(
+        scene.sample_table(), scene.labels, scene.rows, scene.cols)
+    ids, w = loc.blend_weights(np.arange(320), np.full(320, 100))
+    assert np.allclose(w.sum(axis=1), 1.0)
+    # the weight of each tile model changes by at most 1/tile_size from one pixel to the next
+    dense = np.zeros((320, loc.n_local + 1))
+    for k in range(4):
+        np.add.at(dense, (np.arange(320), ids[:, k] + 1), w[:, k])
+    assert np.abs(np.diff(dense, axis=0)).max() <= 1 / 64 + 1e-6
+    # probabilities along a row crossing tile edges change as smoothly at the edges as inside
+    row = np.full(320, 150)
+    x = scene.features[:, 150, :].T
+    ok = np.isfinite(x).all(axis=1)
+    p = loc.predict_proba(x[ok], row[ok], np.arange(320)[ok])
+    assert np.allclose(p.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_fallback_to_global_where_samples_are_scarce():
+    s = make_landcover_scene(256, seed=5, n_features=6, sample_fraction=0.02)
+    keep = ~((s.rows < 128) & (s.cols < 128))     # no samples in the top-left quarter
+    keep |= (np.arange(s.rows.size) % 50 == 0)   # but a handful
+    loc = LocalClassifier(32, max_radius=1, min_tile_samples=80, n_estimators=8, max_depth=8)
+    loc.fit(s.sample_table()[keep], s.labels[keep], s.rows[keep], s.cols[keep])
+    assert (loc.tile_model_[:2, :2] == -1).all()       # deep in the empty quarter
+    assert (loc.tile_model_[5:, 5:] >= 0).all()        # well sampled
+    p = loc.predict_proba(s.sample_table()[:10], s.rows[:10] * 0 + 5, s.cols[:10] * 0 + 5)
+    g = loc.global_.predict_proba(s.sample_table()[:10])
+    assert np.allclose(p, g)
+
+
+def test_lgbm_and_balance(scene):
+    X, r, c, truth = _pixels(scene)
+    m = GlobalClassifier("lgbm", n_estimators=30, balance=True, n_jobs=1).fit(
+        scene.sample_table(), scene.labels)
+    p = m.predict_proba(X[:1000])
+    assert p.shape == (1000, len(scene.codes)) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
+    assert (m.predict(X) == truth).mean() > 0.6   # drifting scene: global models are ~0.8-0.9
+
+
+def test_model_roundtrip_and_feature_check(tmp_path, scene):
+    clf = GlobalClassifier(n_estimators=8, max_depth=6).fit(scene.sample_table(), scene.labels)
+    path = tmp_path / "m.joblib"
+    save_model(TrainedModel(clf, scene.names, CALC2020, {"notes": []}), path)
+    back = load_model(path, scene.names)
+    X = scene.sample_table()[:100]
+    assert np.array_equal(back.classifier.predict(X), clf.predict(X))
+    assert back.legend == CALC2020 and back.feature_names == scene.names
+    with pytest.raises(UserError, match="feature 1"):
+        load_model(path, ["x"] + scene.names[1:])
+    with pytest.raises(UserError, match="9 features"):
+        load_model(path, scene.names[:3])
