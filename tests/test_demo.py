@@ -10,7 +10,7 @@ def test_demo_runs_all_products(tmp_path, capsys):
     assert main(["demo", "-o", str(out)]) == 0
     text = capsys.readouterr().out
     assert "velocity" in text and "SAR" in text
-    for d in ("velocity", "sar-velocity", "dem-change", "sbas"):
+    for d in ("velocity", "sar-velocity", "dem-change", "sbas", "landcover/local"):
         assert (out / d / "metadata.json").exists() and (out / d / "stac-item.json").exists()
     opt = json.loads((out / "velocity-truth-error.json").read_text())
     assert opt["all_valid_nodes"]["rmse_px"] < 0.06
@@ -21,3 +21,6 @@ def test_demo_runs_all_products(tmp_path, capsys):
     assert all(abs(v - dem["thinning_true_m"]) < 0.2 for v in dem["mean_dh_m"])
     sbas = json.loads((out / "sbas-truth-error.json").read_text())
     assert sbas["series_rmse_mm"] <= 1.0 and sbas["velocity_median_abs_error_mm_per_yr"] < 3.0
+    lc = json.loads((out / "landcover-truth-error.json").read_text())["overall_accuracy"]
+    # Done-when of the land cover issue, through the product with its default settings.
+    assert lc["local"] - lc["global"] >= 0.05, lc

@@ -179,6 +179,13 @@ class CurvatureBias:
                                "table": table.reshape(nb, nb).tolist(),
                                "counts": counts.reshape(nb, nb).tolist()}
 
+    def curve(self, curvature) -> np.ndarray:
+        """The fitted bias against maximum curvature alone (no second-variable table)."""
+        if not self.meta:
+            raise RuntimeError("CurvatureBias is not fitted yet: call fit() first")
+        lo, hi = self.meta["range"]
+        return self._curve(np.clip(np.asarray(curvature, dtype=np.float64), lo, hi))
+
     def _curve(self, cc):
         if self.meta["fit"] == "polynomial":
             u = (cc - self.meta["x_centre"]) / self.meta["x_scale"]

@@ -30,17 +30,27 @@ def histograms(path, before: np.ndarray, after: np.ndarray, st: dict) -> None:
 def curvature(path, model) -> None:
     """Median dh per maximum-curvature bin (stable terrain) and the fitted bias of ``model``
     (a fitted :class:`cryokit.elevation.bias.CurvatureBias`)."""
-    fig = Figure(figsize=(7, 4), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
     m = model.meta
+    sec = m.get("second")
+    fig = Figure(figsize=(12 if sec else 7, 4), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 2 if sec else 1, 1)
     x = np.asarray(m["bin_curvature"], float)
     ax.plot(x, m["bin_medians"], "o", ms=3, color="0.4", label="median dh per bin (stable)")
     t = np.linspace(*m["range"], 200)
-    ax.plot(t, model.predict(t), "C3-", label=f"fitted bias ({m['fit']})")
-    ax.set_xlabel("maximum curvature")
+    ax.plot(t, model.curve(t), "C3-", label=f"fitted bias ({m['fit']})")
+    ax.set_xlabel("maximum curvature (100 m$^{-1}$)")
     ax.set_ylabel("dh = REF - TBA (m)")
     ax.legend()
+    if sec:
+        # Second-variable table: what the max-curvature curve leaves, per (kmax, second) bin.
+        ax2 = fig.add_subplot(1, 2, 2)
+        t = np.asarray(sec["table"], float)
+        v = float(np.nanmax(np.abs(t))) or 1.0
+        im = ax2.imshow(t.T, origin="lower", cmap="RdBu", vmin=-v, vmax=v, aspect="auto")
+        ax2.set_xlabel("maximum curvature bin (quantiles)")
+        ax2.set_ylabel(f"{m.get('variables', ['', 'second variable'])[-1]} bin (quantiles)")
+        fig.colorbar(im, ax=ax2, label="added bias (m)")
     save_figure(fig, path, dpi=110)
 
 

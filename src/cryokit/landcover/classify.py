@@ -173,7 +173,7 @@ class LocalClassifier(GlobalClassifier):
     kind = "local"
 
     def __init__(self, tile_size: int = 256, *, min_class_samples: int = 20,
-                 min_tile_samples: int = 100, max_radius: int = 3, **kwargs):
+                 min_tile_samples: int = 60, max_radius: int = 2, **kwargs):
         super().__init__(**kwargs)
         if tile_size < 1:
             raise ValueError("tile_size must be >= 1")
