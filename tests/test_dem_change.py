@@ -137,7 +137,7 @@ def test_vertical_reference_conversion(case, tmp_path):
         with rasterio.open(tmp_path / "ref_ell.tif", "w", **prof) as dst:
             dst.write(src.read(1) + np.float32(30.0), 1)
         coarse = prof | {"width": 20, "height": 20,
-                         "transform": src.transform * src.transform.scale(
+                         "transform": src.transform @ src.transform.scale(
                              src.width / 20, src.height / 20)}
         with rasterio.open(tmp_path / "geoid.tif", "w", **coarse) as dst:
             dst.write(np.full((1, 20, 20), 30.0, np.float32))
