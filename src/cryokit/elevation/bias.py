@@ -214,8 +214,9 @@ class CurvatureBias:
             sv = np.asarray(second, dtype=np.float64)
             bad |= ~np.isfinite(sv)
             interp = RegularGridInterpolator((xc, vc), np.array(sec["table"]), method="linear")
-            pts = np.stack([np.clip(curv.astype(np.float64), xc[0], xc[-1]).ravel(),
+            # NaN pixels are masked below; any in-range value keeps the interpolator quiet.
+            pts = np.stack([np.clip(np.nan_to_num(curv.astype(np.float64), nan=xc[0]), xc[0], xc[-1]).ravel(),
                             np.clip(np.nan_to_num(sv, nan=vc[0]), vc[0], vc[-1]).ravel()], axis=1)
-            out = out + interp(np.nan_to_num(pts, nan=xc[0])).reshape(curv.shape)
+            out = out + interp(pts).reshape(curv.shape)
         out = np.where(bad, np.nan, out)
         return out.astype(np.float32) if curv.dtype == np.float32 else out

@@ -275,8 +275,10 @@ class Coreg:
         grid keeps TBA's own noise intact.
         """
         self._require_fit()
-        out = np.asarray(tba).copy()
-        out += out.dtype.type(self.meta.get("shift_z", 0.0)) if out.dtype.kind == "f" else 0
+        tba = np.asarray(tba)
+        # Integer DEMs become float32, as apply() returns them: a fractional shift must fit.
+        out = tba.astype(tba.dtype if tba.dtype.kind == "f" else np.float32)
+        out += out.dtype.type(self.meta.get("shift_z", 0.0))
         sx, sy = float(self.meta.get("shift_x", 0.0)), float(self.meta.get("shift_y", 0.0))
         return out, Affine.translation(sx, sy) @ transform
 
