@@ -5,7 +5,8 @@ spatially split, train on columns < 50, test on columns >= 50.  NC Landsat-7 (GR
 sample data): train on the labelled pixels, assess against ``strata.tif`` on every other
 pixel.  Prints OA, kappa, macro-F1 and per-class F1 for each setting.
 
-Run: ``python benchmarks/landcover_real.py``
+Run: ``python benchmarks/landcover_real.py``.  ``tests/test_landcover_real.py`` imports the
+loaders :func:`slovenia` and :func:`nc_landsat` from here.
 """
 
 from __future__ import annotations
@@ -23,34 +24,38 @@ from cryokit.landcover.classify import GlobalClassifier, LocalClassifier
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "landcover"
 
 
-def slovenia():
-    d = DATA / "eolearn_slovenia_testpatch"
-    with rasterio.open(d / "S2L1C_5dates_13bands_derived.tif") as ds:
-        x = ds.read().astype(np.float32)
-    with rasterio.open(d / "DEM_derived.tif") as ds:
-        dem = ds.read(1).astype(np.float32)
-    with rasterio.open(d / "LULC_reference_derived.tif") as ds:
-        y = ds.read(1).astype(np.int64)
+def _read(path, dtype, band=None, fill=None):
+    """Band ``band`` (or every band) of ``path`` as ``dtype``; masked pixels become ``fill``
+    when given."""
+    with rasterio.open(path) as ds:
+        data = ds.read(band, masked=fill is not None).astype(dtype)
+    return data if fill is None else data.filled(fill)
+
+
+def slovenia(d=DATA / "eolearn_slovenia_testpatch"):
+    """Features (n, 66: 5 dates x 13 bands + DEM), labels, rows, cols, and the spatial split:
+    train = labelled pixels of columns < 50, test = labelled pixels of columns >= 50."""
+    x = _read(d / "S2L1C_5dates_13bands_derived.tif", np.float32)
+    dem = _read(d / "DEM_derived.tif", np.float32, 1)
+    y = _read(d / "LULC_reference_derived.tif", np.int64, 1)
     f = np.concatenate([x, dem[None]]).reshape(x.shape[0] + 1, -1).T
     r, c = np.divmod(np.arange(y.size), y.shape[1])
     yy = y.ravel()
     return f, yy, r, c, (yy > 0) & (c < 50), (yy > 0) & (c >= 50)
 
 
-def nc_landsat():
-    d = DATA / "grass_nc_landsat7"
-    bands = []
-    for b in (10, 20, 30, 40, 50, 70):
-        with rasterio.open(d / f"lsat7_2000_{b}.tif") as ds:
-            bands.append(ds.read(1, masked=True).astype(np.float32).filled(np.nan))
+def nc_landsat(d=DATA / "grass_nc_landsat7"):
+    """Features (n, 7: six Landsat-7 bands + NDVI, NaN = nodata), labels, rows, cols, train
+    (the labelled pixels) and test (``strata.tif`` elsewhere); labels are the training labels
+    on train pixels and the strata on the others."""
+    bands = [_read(d / f"lsat7_2000_{b}.tif", np.float32, 1, np.nan)
+             for b in (10, 20, 30, 40, 50, 70)]
     ndvi = (bands[3] - bands[2]) / (bands[3] + bands[2] + 1e-6)
     f = np.stack(bands + [ndvi]).reshape(7, -1).T
-    with rasterio.open(d / "landsat96_labelled_pixels.tif") as ds:
-        lab = ds.read(1, masked=True).filled(0).astype(np.int64).ravel()
-    with rasterio.open(d / "strata.tif") as ds:
-        ref = ds.read(1, masked=True).filled(0).astype(np.int64).ravel()
-    w = ds.width
-    r, c = np.divmod(np.arange(lab.size), w)
+    lab = _read(d / "landsat96_labelled_pixels.tif", np.int64, 1, 0)
+    ref = _read(d / "strata.tif", np.int64, 1, 0).ravel()
+    r, c = np.divmod(np.arange(lab.size), lab.shape[1])
+    lab = lab.ravel()
     ok = np.isfinite(f).all(axis=1)
     train = ok & (lab > 0)
     test = ok & (ref > 0) & (lab == 0)

@@ -71,7 +71,7 @@ def test_predict_map_product(trained, scene_files, tmp_path):
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
 
 
-def test_parallel_workers_give_the_same_map(trained, scene_files, tmp_path):
+def test_block_size_gives_the_same_map(trained, scene_files, tmp_path):
     _, f = scene_files
     a, b = tmp_path / "a" / "m.tif", tmp_path / "b" / "m.tif"
     assert main(["landcover", "predict", f["features"], "--model", str(trained), "-o", str(a),

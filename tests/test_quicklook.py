@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cryokit.quicklook import raster_quicklook, vector_quicklook
+from cryokit.quicklook import class_quicklook, raster_quicklook, vector_quicklook
 
 EXTENT = (430000.0, 440000.0, 8757000.0, 8765000.0)  # 10 km x 8 km, north up
 
@@ -84,6 +84,21 @@ def test_raster_quicklook_tall_extent_and_limits(tmp_path):
                            label="x", title="tall", vmin=0, vmax=1)
     with Image.open(out) as im:
         assert im.size[1] > im.size[0] * 0.9  # tall map gets a tall figure
+
+
+def test_class_quicklook_colours_and_legend(tmp_path):
+    codes = np.zeros((300, 400), np.uint8)       # 0 = nodata: transparent
+    codes[:, 100:250], codes[:, 250:] = 2, 6
+    classes = [(2, "Forest", (20, 100, 30)), (6, "Open water", (30, 80, 200)),
+               (9, "Barren", (170, 150, 120))]    # not in the map: not in the legend
+    out = class_quicklook(tmp_path / "c.png", codes, extent=EXTENT, classes=classes,
+                          title="classes", credit="test")
+    rgb = _check_png(out, min_colours=3).astype(int)
+    share = {n: (np.abs(rgb - c).sum(axis=2) < 10).mean() for _, n, c in classes}
+    assert share["Forest"] > 0.05 and share["Open water"] > 0.05
+    # the legend patch of a class missing from the map is not drawn
+    assert share["Barren"] == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["c.png"]
 
 
 def test_no_pyplot_state():

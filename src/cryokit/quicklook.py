@@ -1,4 +1,5 @@
-"""Quick-look PNGs of products: a vector (velocity) map and a generic single-layer map.
+"""Quick-look PNGs of products: a vector (velocity) map, a generic single-layer map and a
+categorical (class) map with a legend.
 
 Figures are drawn on an explicit Agg canvas, never through ``pyplot``: no global backend switch,
 no figure registry to leak memory in batch runs, safe in worker processes.
@@ -63,6 +64,14 @@ def _background(ax, background: np.ndarray | None, extent: Extent) -> None:
               origin="upper", interpolation="antialiased")
 
 
+def _map(extent: Extent, title: str, background: np.ndarray | None, layer: np.ndarray,
+         dtype=np.float32) -> tuple[Figure, object, np.ndarray]:
+    """Figure and axes for ``extent``, the grey ``background`` drawn, and ``layer`` decimated."""
+    fig, ax = _figure(extent, title)
+    _background(ax, background, extent)
+    return fig, ax, _decimate(np.asarray(layer, dtype=dtype))
+
+
 def save_figure(fig: Figure, path: str | os.PathLike, credit: str | None = None,
                 dpi: int = _DPI) -> str:
     """Write ``fig`` as PNG atomically (temporary name, then rename), with an optional credit
@@ -109,9 +118,7 @@ def vector_quicklook(path: str | os.PathLike, background: np.ndarray | None, spe
     str
         ``path``.
     """
-    fig, ax = _figure(extent, title)
-    _background(ax, background, extent)
-    sp = _decimate(np.asarray(speed, dtype=np.float32))
+    fig, ax, sp = _map(extent, title, background, speed)
     _, hi = _limits(sp, 1, 99)
     im = ax.imshow(np.ma.masked_invalid(sp), cmap="viridis", vmin=0.0, vmax=max(hi, 1e-12),
                    alpha=0.6, extent=tuple(extent), origin="upper", interpolation="nearest")
@@ -171,9 +178,7 @@ def raster_quicklook(path: str | os.PathLike, array: np.ndarray, *, extent: Exte
     str
         ``path``.
     """
-    fig, ax = _figure(extent, title)
-    _background(ax, background, extent)
-    a = _decimate(np.asarray(array, dtype=np.float32))
+    fig, ax, a = _map(extent, title, background, array)
     lo, hi = _limits(a)
     lo = lo if vmin is None else vmin
     hi = hi if vmax is None else vmax
@@ -184,4 +189,41 @@ def raster_quicklook(path: str | os.PathLike, array: np.ndarray, *, extent: Exte
                    origin="upper", interpolation="nearest",
                    alpha=0.7 if background is not None else None)
     fig.colorbar(im, ax=ax, shrink=0.8, label=label)
+    return save_figure(fig, path, credit)
+
+
+def class_quicklook(path: str | os.PathLike, codes: np.ndarray, *, extent: Extent,
+                    classes: Sequence[tuple[int, str, tuple[int, int, int]]], title: str,
+                    credit: str | None = None) -> str:
+    """Quick-look of a categorical map: each class code in its colour, a legend below the map.
+
+    Parameters
+    ----------
+    codes : (H, W) integer array
+        Class codes 0..255 covering ``extent`` = (left, right, bottom, top); codes without an
+        entry in ``classes`` (e.g. 0 = nodata) are transparent.
+    classes : sequence of (code, name, (r, g, b))
+        Colours 0..255.  The legend lists the classes present in the drawn image, labelled
+        ``"<code> <name>"``.
+
+    Returns
+    -------
+    str
+        ``path``.
+    """
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    fig, ax, a = _map(extent, title, None, codes, dtype=None)
+    lut = np.zeros((256, 4))
+    for c, _, rgb in classes:
+        lut[c] = (*(v / 255 for v in rgb), 1.0)
+    ax.imshow(a, cmap=ListedColormap(lut), vmin=-0.5, vmax=255.5, interpolation="nearest",
+              extent=tuple(extent), origin="upper")
+    present = set(np.unique(a).tolist())
+    handles = [Patch(facecolor=np.array(rgb) / 255, edgecolor="0.3", label=f"{c} {n}")
+               for c, n, rgb in classes if c in present]
+    if handles:
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.07), fontsize=8,
+                  frameon=False, ncol=min(4, len(handles)))
     return save_figure(fig, path, credit)

@@ -34,6 +34,7 @@ from rasterio.warp import reproject
 from rasterio.windows import Window
 
 from ..atomic import atomic_file
+from ..dates import date_from_name
 from ..elevation.terrain import horn_gradient, slope_aspect_from_gradient
 from ..errors import UserError, require_file
 from ..raster import Grid, open_raster
@@ -71,7 +72,6 @@ SAVI_L = 0.5
 
 STATS = ("median", "p10", "p90")
 
-_DATE = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
 _DESC = re.compile(r"^(\d{4}-\d{2}-\d{2})[_ ](.+)$")
 _BNUM = re.compile(r"^(?:SR_)?B0*(\d{1,2}A?)$", re.IGNORECASE)
 
@@ -335,13 +335,9 @@ def band_role(name: str, sensor: str | None) -> str | None:
 
 
 def _file_date(path: str) -> str:
-    m = _DATE.search(Path(path).stem)
-    if not m:
-        return ""
-    y, mo, d = m.groups()
-    if not (1 <= int(mo) <= 12 and 1 <= int(d) <= 31):
-        return ""
-    return f"{y}-{mo}-{d}"
+    """``YYYY-MM-DD`` from the file name (:func:`cryokit.dates.date_from_name`), else ``""``."""
+    d = date_from_name(path)
+    return d.isoformat() if d else ""
 
 
 def _optical_bands(inputs: Sequence[str], opts: FeatureOptions) -> list[BandRef]:
@@ -584,12 +580,6 @@ def compute_window(window: tuple[int, int, int, int], plan: FeaturePlan) -> np.n
     return np.stack(out).astype(np.float32, copy=False)
 
 
-def _windows(shape: tuple[int, int], block: int) -> list[tuple[int, int, int, int]]:
-    h, w = shape
-    return [(r, min(r + block, h), c, min(c + block, w))
-            for r in range(0, h, block) for c in range(0, w, block)]
-
-
 def write_features(plan: FeaturePlan, out: str | os.PathLike, *, workers: int | None = None,
                    scheduler: str | None = None, progress: bool = False) -> str:
     """Compute the features of ``plan`` block by block and write them as a float32 COG.
@@ -601,11 +591,11 @@ def write_features(plan: FeaturePlan, out: str | os.PathLike, *, workers: int | 
     --------
     >>> write_features(plan_features(["s2.tif"]), "features.tif")  # doctest: +SKIP
     """
-    from ..parallel import run_tasks
+    from ..parallel import run_tasks, tiles
 
     grid, n = plan.grid, len(plan.names)
     block = max(16, int(plan.options.block))
-    windows = _windows(grid.shape, block)
+    windows = [(r.start, r.stop, c.start, c.stop) for r, c in tiles(grid.shape, (block, block))]
     batch = max(1, workers or 1) * 2
     tags = {**plan.tags, "units_note": "band tag 'units' per band; NaN = nodata"}
     with atomic_file(out) as tmp:

@@ -25,13 +25,14 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from rasterio.features import geometry_mask
 from rasterio.windows import Window
 
 from ..errors import UserError, require_file
 from ..parallel import run_tasks, tiles
 from ..product import write_records
-from ..quicklook import save_figure
-from ..raster import Grid, open_raster, read_grid
+from ..quicklook import class_quicklook
+from ..raster import Grid, open_raster, read_grid, write_cog
 from .classify import GlobalClassifier, LocalClassifier
 from .legend import CALC2020, Legend, load_legend
 from .model_io import TrainedModel, load_model, save_model
@@ -65,10 +66,11 @@ def read_samples(path: str, rows: np.ndarray, cols: np.ndarray, block: int = 512
     """Features (n, F) float32 at pixels (rows, cols), NaN at nodata; read in row blocks so
     only ``block`` rows of the stack are in memory at a time."""
     order = np.argsort(rows, kind="stable")
+    sorted_rows = rows[order]
     with open_raster(path) as ds:
         out = np.empty((rows.size, ds.count), np.float32)
         for r0 in range(0, ds.height, block):
-            sel = order[(rows[order] >= r0) & (rows[order] < r0 + block)]
+            sel = order[np.searchsorted(sorted_rows, r0):np.searchsorted(sorted_rows, r0 + block)]
             if sel.size == 0:
                 continue
             win = Window(0, r0, ds.width, min(block, ds.height - r0))
@@ -171,59 +173,53 @@ def predict_block(window: tuple[int, int, int, int], *, features: str, classifie
     return name
 
 
-def _map_tags(legend: Legend, classes) -> tuple[dict, dict]:
-    """Dataset tags (legend JSON, RAT-like class table) and band tags of a class map."""
+@dataclass(frozen=True)
+class _MapMeta:
+    """What every class map carries, whether written window by window or by ``write_cog``."""
+
+    tags: dict               # legend JSON, RAT-like class table, conventions
+    descriptions: list[str]  # per band
+    band_tags: list[dict]    # per band, ``units`` included
+
+
+def _map_meta(legend: Legend, classes, conf_band: bool) -> _MapMeta:
     table = [{"value": 0, "class": "nodata", "colour": None}] + [
-        {"value": c, "class": n, "colour": "#{:02x}{:02x}{:02x}".format(*rgb),
-         "predicted": c in classes} for c, n, rgb in zip(legend.codes, legend.names,
-                                                          legend.colours)]
+        {"value": k["code"], "class": k["name"], "colour": k["colour"],
+         "predicted": k["code"] in classes} for k in legend.to_dict()["classes"]]
     tags = {**legend.to_tags(), "CLASSES": json.dumps(table, separators=(",", ":")),
             "NODATA_MEANING": "0 = no data (a feature was NaN) or outside the region",
             "UNITS": "class code"}
-    band = {f"CLASS_{c}": n for c, n in zip(legend.codes, legend.names)}
-    return tags, band
+    desc = ["land cover class code (legend in colour table and LEGEND tag)"]
+    band = [{**{f"CLASS_{c}": n for c, n in zip(legend.codes, legend.names)},
+             "units": "class code"}]
+    if conf_band:
+        desc.append("confidence: probability of the mapped class (percent, 255 = nodata)")
+        band.append({"units": "percent", "nodata": "255"})
+    return _MapMeta(tags, desc, band)
 
 
 def _open_map(path: Path, grid: Grid, count: int):
+    """A tiled uint8 GeoTIFF for writing the full map window by window (larger than memory)."""
     prof = dict(driver="GTiff", width=grid.width, height=grid.height, count=count,
                 dtype="uint8", crs=grid.crs, transform=grid.transform, nodata=0, tiled=True,
                 blockxsize=256, blockysize=256, compress="deflate", BIGTIFF="IF_SAFER")
     return rasterio.open(path, "w", **prof)
 
 
-def _finish_map(ds, legend: Legend, classes, conf_band: bool) -> None:
-    tags, band = _map_tags(legend, classes)
-    ds.update_tags(**tags)
-    ds.set_band_description(1, "land cover class code (legend in colour table and LEGEND tag)")
-    ds.update_tags(1, **band, units="class code")
+def _finish_map(ds, meta: _MapMeta, legend: Legend) -> None:
+    """Apply ``meta`` and the colour table to an open map (as :func:`write_cog` does)."""
+    ds.update_tags(**meta.tags)
+    for i, (desc, tags) in enumerate(zip(meta.descriptions, meta.band_tags), 1):
+        ds.set_band_description(i, desc)
+        ds.update_tags(i, **tags)
     ds.write_colormap(1, legend.colormap())
-    if conf_band:
-        ds.set_band_description(2, "confidence: probability of the mapped class (percent, "
-                                   "255 = nodata)")
-        ds.update_tags(2, units="percent", nodata="255")
 
 
 def _quicklook(path: Path, codes: np.ndarray, grid: Grid, legend: Legend, title: str) -> None:
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
-
-    from ..quicklook import _decimate, _figure
-
     left, bottom, right, top = grid.bounds
-    fig, ax = _figure((left, right, bottom, top), title)
-    a = _decimate(codes)
-    lut = np.zeros((256, 4))
-    for c, rgb in zip(legend.codes, legend.colours):
-        lut[c] = (*(v / 255 for v in rgb), 1.0)
-    ax.imshow(a, cmap=ListedColormap(lut), vmin=-0.5, vmax=255.5, interpolation="nearest",
-              extent=(left, right, bottom, top), origin="upper")
-    present = set(np.unique(a).tolist())
-    handles = [Patch(facecolor=np.array(rgb) / 255, edgecolor="0.3", label=f"{c} {n}")
-               for c, n, rgb in zip(legend.codes, legend.names, legend.colours) if c in present]
-    if handles:
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.07), fontsize=8,
-                  frameon=False, ncol=min(4, len(handles)))
-    save_figure(fig, path, credit="cryokit land cover")
+    class_quicklook(path, codes, extent=(left, right, bottom, top),
+                    classes=list(zip(legend.codes, legend.names, legend.colours)), title=title,
+                    credit="cryokit land cover")
 
 
 def _dates(names: list[str], path: str) -> tuple[dt.date, dt.date]:
@@ -329,14 +325,15 @@ def predict_map(features: str | os.PathLike, model_path: str | os.PathLike,
         count = 2 if probability else 1
         hist = np.zeros(256, np.int64)
         tmp_map = stage / out.name
-        classes = [int(c) for c in model.classifier.classes_]
+        meta = _map_meta(model.legend, [int(c) for c in model.classifier.classes_],
+                         probability)
         with _open_map(tmp_map, grid, count) as ds:
             for (r0, r1, c0, c1), part in zip(windows, parts):
                 a = np.load(part)
                 ds.write(a, window=Window(c0, r0, c1 - c0, r1 - r0))
                 hist += np.bincount(a[0].ravel(), minlength=256)
                 os.remove(part)
-            _finish_map(ds, model.legend, classes, probability)
+            _finish_map(ds, meta, model.legend)
         with rasterio.open(tmp_map, "r+") as ds:
             ds.build_overviews([f for f in (2, 4, 8, 16, 32) if max(grid.shape) // f >= 256],
                                rasterio.enums.Resampling.nearest)
@@ -356,16 +353,13 @@ def predict_map(features: str | os.PathLike, model_path: str | os.PathLike,
             rgrid = grid.window(r0, r1, c0, c1)
             with rasterio.open(tmp_map) as src:
                 data = src.read(window=Window(c0, r0, c1 - c0, r1 - r0))
-            from rasterio.features import geometry_mask
-
             outside = geometry_mask([geom], out_shape=rgrid.shape, transform=rgrid.transform)
             data[0][outside] = 0
             if probability:
                 data[1][outside] = CONF_NODATA
-            with _open_map(rdir / f"{name}.tif", rgrid, count) as ds:
-                ds.write(data)
-                _finish_map(ds, model.legend, classes, probability)
-                ds.update_tags(REGION=code)
+            write_cog(rdir / f"{name}.tif", data, rgrid, nodata=0, dtype="uint8",
+                      tags={**meta.tags, "REGION": code}, descriptions=meta.descriptions,
+                      band_tags=meta.band_tags, colormap=model.legend.colormap())
             _quicklook(rdir / "quicklook.png", data[0], rgrid, model.legend,
                        f"Land cover: {code}")
             _records(rdir, item_id=name, grid=rgrid, names=names, features=features,
