@@ -8,7 +8,7 @@ paired with its next 4, the first 100 pairs kept; NaN where coherence < 0.2 and 
 unwrapping-failure discs) is built once. Each method then runs in a forked child, so its
 peak memory (ru_maxrss of the child minus its RSS at start) is its own:
 
-- cryokit: :func:`cryokit.motion.sbas.invert` (validity-pattern groups + numba kernel);
+- cryokit: :func:`cryokit.motion.sbas.invert` (numba kernel per pixel, its default);
   weights from :func:`cryokit.motion.sbas.coherence_weights` (``fim``).
 - MintPy: ``mintpy.ifgram_inversion.estimate_timeseries`` called as
   ``run_ifgram_inversion_patch`` does: unweighted, one call for the pixels valid in every

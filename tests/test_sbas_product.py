@@ -65,6 +65,12 @@ def test_rasters_cube_and_records(synthetic):
     ds = xr.open_dataset(out / "timeseries.nc")
     assert ds["displacement"].shape == (16, 40, 50) and ds["displacement"].attrs["units"] == "mm"
     assert ds["time"].values[0] == np.datetime64(s.dates[0], "ns")
+    # georeferenced: CF grid mapping with the grid's CRS and geotransform, pixel-centre x/y
+    assert ds["displacement"].attrs["grid_mapping"] == "spatial_ref"
+    assert rasterio.crs.CRS.from_wkt(ds["spatial_ref"].attrs["crs_wkt"]) == s.grid.crs
+    gt = [float(v) for v in ds["spatial_ref"].attrs["GeoTransform"].split()]
+    assert gt == list(s.grid.transform.to_gdal())
+    assert (ds["x"].values[0], ds["y"].values[0]) == s.grid.xy(0, 0)
     ds.close()
     rep = json.loads((out / "report.json").read_text())
     assert rep["reference"]["series"]["row"] == REF[0]

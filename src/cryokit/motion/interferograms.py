@@ -31,7 +31,7 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from ..errors import UserError, require_file
-from ..raster import Grid, open_raster, read_grid
+from ..raster import Grid, open_raster, read_band, read_grid
 from .network import pairs_from_dates
 
 _PAIR = re.compile(r"(?<!\d)((?:19|20)\d{6})[-_]((?:19|20)\d{6})(?!\d)")
@@ -129,10 +129,9 @@ class IfgStack:
 
 
 def _read_nodata(path: str, window: Window) -> np.ndarray:
-    with open_raster(path) as ds:
-        a = ds.read(1, window=window, masked=True)
-        out = np.ma.getdata(a).astype(np.float32)
-        out[np.ma.getmaskarray(a) | (out == 0) | ~np.isfinite(out)] = np.nan
+    """Band 1 in ``window`` as float32, NaN at nodata, at exact 0 and at +-inf."""
+    out = read_band(path, window=window)
+    out[(out == 0) | ~np.isfinite(out)] = np.nan
     return out
 
 
@@ -307,8 +306,6 @@ def read_flat(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
     p = require_file(path)
     if str(p).lower().endswith(".flt") and os.path.getsize(p) == 4 * shape[0] * shape[1]:
         return np.fromfile(p, np.float32).reshape(shape).astype(float)
-    from ..raster import read_band
-
     a = read_band(p)
     if a.shape != tuple(shape):
         raise UserError(f"shape {a.shape} differs from the stack's {tuple(shape)}", p)

@@ -56,7 +56,6 @@ SENTINEL1_WAVELENGTH_M = 0.05546576
 SIGN_CONVENTION = ("LOS displacement positive towards the satellite (range shortening); "
                    "d = -phase * wavelength / (4 pi), interferogram = phase(later) - "
                    "phase(earlier), as MintPy")
-WEIGHT_FUNCS = ("none", "fim", "coh")
 
 
 @dataclass

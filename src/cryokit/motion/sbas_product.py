@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__, parallel
-from ..atomic import atomic_file, staged_dir
+from ..atomic import staged_dir
+from ..cube import GRID_MAPPING, spatial_ref, write_cube
 from ..errors import UserError
 from ..product import write_json, write_records
 from ..raster import write_cog
@@ -64,21 +65,25 @@ def _rows(n: int, size: int) -> list[tuple[int, int]]:
 
 
 def _scan_rows(rows, *, stack: IfgStack):
-    """Per pixel: all interferograms valid, mean coherence, phase roughness (block)."""
+    """Per pixel of a block: all interferograms valid, and the mean coherence when the stack
+    has coherence (else None) or else the phase roughness (else None)."""
     import warnings
 
     y, c = stack.read(rows, coherence=True)
     valid = np.isfinite(y).all(0)
-    warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
-    mc = np.nanmean(c, 0) if c is not None else None
-    # roughness: mean |laplacian| over interferograms (edge rows of a block use fewer terms)
-    lap = np.abs(4 * y[:, 1:-1, 1:-1] - y[:, :-2, 1:-1] - y[:, 2:, 1:-1]
-                 - y[:, 1:-1, :-2] - y[:, 1:-1, 2:]) if min(y.shape[1:]) > 2 else None
+    if c is not None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
+            return valid, np.nanmean(c, 0), None
+    # roughness: mean |laplacian| over interferograms (the block's edge rows are left inf)
     rough = np.full(valid.shape, np.inf)
-    if lap is not None:
-        with np.errstate(invalid="ignore"):
+    if min(y.shape[1:]) > 2:
+        lap = np.abs(4 * y[:, 1:-1, 1:-1] - y[:, :-2, 1:-1] - y[:, 2:, 1:-1]
+                     - y[:, 1:-1, :-2] - y[:, 1:-1, 2:])
+        with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+            warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
             rough[1:-1, 1:-1] = np.nanmean(lap, 0)
-    return valid, mc, rough
+    return valid, None, rough
 
 
 def invert_rows(rows, *, stack: IfgStack, ref_values: np.ndarray, weight_func: str | None,
@@ -112,7 +117,7 @@ def _reference_pixel(stack: IfgStack, opts: SbasOptions, source: str) -> tuple[i
 
             x, yy = Transformer.from_crs("EPSG:4326", stack.grid.crs.to_wkt(),
                                          always_xy=True).transform(lon, lat)
-            col, row = ~stack.grid.transform * (x, yy)
+            col, row = ~stack.grid.transform @ (x, yy)
             r, c = int(np.floor(row)), int(np.floor(col))
     else:
         return None
@@ -227,12 +232,12 @@ def make_sbas(inputs: list[str], outdir: str, options: SbasOptions = SbasOptions
     # 3. millimetres, final reference, velocity
     disp = sbas.phase_to_mm(phase, wavelength) if units == "rad" else phase
     t_years = np.array([(d - stack.dates[0]).days / 365.25 for d in stack.dates])
-    vel, vel_std = sbas.linear_velocity(disp, t_years)
     if given is not None:
         ref, ref_info = given, {"rule": "given"}
     else:
+        vel0, _ = sbas.linear_velocity(disp, t_years)   # before referencing: to choose it
         try:
-            r, c, ref_info = sbas.choose_reference(tcoh, vel, min_coherence=opts.min_coherence)
+            r, c, ref_info = sbas.choose_reference(tcoh, vel0, min_coherence=opts.min_coherence)
         except ValueError:
             raise UserError("no pixel has a full series; nothing to reference", source) from None
         ref = (r, c)
@@ -245,7 +250,7 @@ def make_sbas(inputs: list[str], outdir: str, options: SbasOptions = SbasOptions
     lon, lat = _lonlat(stack)
 
     with staged_dir(outdir) as out:
-        n_points = _write_points(out, stack, disp, tcoh, keep, lon, lat, opts)
+        n_points = _write_points(out, stack, disp, tcoh, keep, lon, lat, wavelength, opts)
         _write_velocity(out, stack, vel, vel_std, tcoh, keep, ref, opts)
         _write_cube(out / "timeseries.nc", stack, disp, vel, tcoh, keep, ref)
         _quicklook(out, stack, vel, keep, ref, lon, lat)
@@ -303,7 +308,8 @@ def _nanstat(f, a):
     return float(f(a)) if np.isfinite(a).any() else None
 
 
-def _write_points(out: Path, stack: IfgStack, disp, tcoh, keep, lon, lat, opts) -> int:
+def _write_points(out: Path, stack: IfgStack, disp, tcoh, keep, lon, lat, wavelength: float,
+                  opts: SbasOptions) -> int:
     from .egms import EgmsPoints, write_egms, write_geoparquet
     from .stats import timeseries_stats
     from pyproj import Transformer
@@ -311,8 +317,7 @@ def _write_points(out: Path, stack: IfgStack, disp, tcoh, keep, lon, lat, opts) 
     rows, cols = np.nonzero(keep)
     series = disp[:, rows, cols].T
     t365 = np.array([(d - stack.dates[0]).days / 365.0 for d in stack.dates])
-    st = timeseries_stats(t365, series, wavelength_mm=(opts.wavelength_m or stack.wavelength_m
-                                                       or sbas.SENTINEL1_WAVELENGTH_M) * 1000)
+    st = timeseries_stats(t365, series, wavelength_mm=wavelength * 1000)
     la, lo = np.asarray(lat)[rows, cols], np.asarray(lon)[rows, cols]
     e, n = Transformer.from_crs("EPSG:4326", "EPSG:3035", always_xy=True).transform(lo, la)
     attrs = {"pid": [f"{r:05d}{c:05d}" for r, c in zip(rows, cols)],
@@ -366,7 +371,7 @@ def _write_cube(path: Path, stack: IfgStack, disp, vel, tcoh, keep, ref) -> None
           "standard_name": "longitude" if geo else "projection_x_coordinate"}
     ya = {"units": "degrees_north" if geo else "m",
           "standard_name": "latitude" if geo else "projection_y_coordinate"}
-    gm = {"grid_mapping": "spatial_ref"}
+    gm = GRID_MAPPING
     ds = xr.Dataset(
         {"displacement": (("time", "y", "x"), disp.astype(np.float32),
                           gm | {"units": "mm", "long_name": "LOS displacement since the first "
@@ -375,22 +380,14 @@ def _write_cube(path: Path, stack: IfgStack, disp, vel, tcoh, keep, ref) -> None
                       gm | {"units": "mm/yr", "long_name": "LOS velocity (linear fit)"}),
          "temporal_coherence": (("y", "x"), tcoh.astype(np.float32),
                                 gm | {"units": "1", "long_name": "SBAS temporal coherence"}),
-         "spatial_ref": ((), np.int32(0), {"crs_wkt": g.crs.to_wkt(),
-                                           "spatial_ref": g.crs.to_wkt(),
-                                           "GeoTransform": " ".join(
-                                               str(v) for v in g.transform.to_gdal())})},
+         "spatial_ref": spatial_ref(g)},
         coords={"x": ("x", x, xa), "y": ("y", y, ya),
                 "time": ("time", np.array(stack.dates, "datetime64[ns]"),
                          {"long_name": "acquisition date"})},
         attrs={"title": "SBAS LOS displacement series", "Conventions": "CF-1.8",
                "sign_convention": sbas.SIGN_CONVENTION, "reference_row": ref[0],
                "reference_col": ref[1], "source": f"cryokit {__version__}"})
-    enc = {k: {"zlib": True, "complevel": 4} for k in ("displacement", "velocity",
-                                                      "temporal_coherence")}
-    enc["time"] = {"units": f"days since {stack.dates[0].isoformat()} 00:00:00",
-                   "dtype": "float64"}
-    with atomic_file(path) as tmp:
-        ds.to_netcdf(tmp, engine="h5netcdf", encoding=enc)
+    write_cube(ds, path, since=stack.dates[0])
 
 
 def _quicklook(out: Path, stack, vel, keep, ref, lon, lat) -> None:

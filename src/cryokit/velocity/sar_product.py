@@ -23,7 +23,8 @@ from affine import Affine
 from rasterio.enums import Resampling
 
 from .. import __version__, parallel
-from ..atomic import atomic_file, remove_stale_temps
+from ..atomic import remove_stale_temps
+from ..cube import GRID_MAPPING, spatial_ref, write_cube
 from ..dates import acquisition_date
 from ..errors import UserError
 from ..product import write_json, write_records
@@ -340,7 +341,7 @@ def _cube(path, ngrid, dates, pairs, rng, az, dt_days, cum_r, cum_a, vr, va, spe
     bnds = np.array([[np.datetime64(dates[i], "ns"), np.datetime64(dates[j], "ns")]
                      for i, j in pairs]).reshape(-1, 2)
     dts = dt_days[:, None, None] if len(pairs) else dt_days
-    gm = {"grid_mapping": "spatial_ref"}
+    gm = GRID_MAPPING
     ds = xr.Dataset(
         {
             "v_range": (("time", "y", "x"), (rng / dts * scale).astype(np.float32),
@@ -358,9 +359,7 @@ def _cube(path, ngrid, dates, pairs, rng, az, dt_days, cum_r, cum_a, vr, va, spe
                            gm | {"units": units, "long_name": "mean speed over all pairs"}),
             "mean_v_range": (("y", "x"), vr.astype(np.float32), gm | {"units": units}),
             "mean_v_azimuth": (("y", "x"), va.astype(np.float32), gm | {"units": units}),
-            "spatial_ref": ((), np.int32(0), {
-                "crs_wkt": ngrid.crs.to_wkt(), "spatial_ref": ngrid.crs.to_wkt(),
-                "GeoTransform": " ".join(str(v) for v in t.to_gdal())}),
+            "spatial_ref": spatial_ref(ngrid),
         },
         coords={"x": ("x", x, {"units": "m", "standard_name": "projection_x_coordinate"}),
                 "y": ("y", y, {"units": "m", "standard_name": "projection_y_coordinate"}),
@@ -373,14 +372,7 @@ def _cube(path, ngrid, dates, pairs, rng, az, dt_days, cum_r, cum_a, vr, va, spe
                "heading_deg": "none (radar geometry)" if options.heading is None
                else options.heading,
                "source": f"cryokit {__version__}"})
-    enc = {k: {"zlib": True, "complevel": 4} for k in ds.data_vars if k not in
-           ("spatial_ref", "time_bnds")}
-    since = f"days since {dates[0].isoformat()} 00:00:00"
-    enc |= {"time": {"units": since, "dtype": "float64"},
-            "time_bnds": {"units": since, "dtype": "float64"},
-            "date": {"units": since, "dtype": "float64"}}
-    with atomic_file(path) as tmp:
-        ds.to_netcdf(tmp, engine="h5netcdf", encoding=enc)
+    write_cube(ds, path, since=dates[0])
 
 
 def _records(out: Path, report: dict, dates, ngrid: Grid, options: SarOptions) -> None:
