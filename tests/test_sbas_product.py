@@ -136,3 +136,23 @@ def test_workers_same_as_serial(synthetic, tmp_path):
     a = xr.open_dataset(out / "timeseries.nc")["displacement"].values
     b = xr.open_dataset(o2 / "timeseries.nc")["displacement"].values
     np.testing.assert_array_equal(a, b)
+
+
+def test_coherence_found_beside_on_another_grid_is_a_user_error(synthetic, tmp_path, capsys):
+    from cryokit.raster import Grid, write_cog
+
+    _, paths, _ = synthetic
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for p in paths:
+        for src in (p, p.replace("_unw.tif", "_cc.tif")):
+            (folder / src.split("/")[-1]).write_bytes(open(src, "rb").read())
+    bad = folder / paths[0].split("/")[-1].replace("_unw.tif", "_cc.tif")
+    with rasterio.open(bad) as ds:
+        g = Grid(ds.crs, ds.transform, ds.width, ds.height // 2)
+    write_cog(bad, np.full(g.shape, 0.5, np.float32), g)
+    ifgs = sorted(str(p) for p in folder.glob("*_unw.tif"))
+    assert main(["sbas", *ifgs, "-o", str(tmp_path / "o"), "--weight", "coherence"]) == 2
+    err = capsys.readouterr().err
+    assert "coherence is not on the interferograms' grid" in err and bad.name in err
+    assert not (tmp_path / "o").exists()

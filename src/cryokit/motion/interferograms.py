@@ -190,9 +190,10 @@ def read_geotiff_stack(paths: Sequence[str | os.PathLike], *,
         coh = [require_file(c) for c in coherence]
         if len(coh) != len(paths):
             raise UserError(f"{len(coh)} coherence files for {len(paths)} interferograms")
-        for c in coh:
-            if (why := read_grid(c).mismatch(grid)) is not None:
-                raise UserError(f"coherence is not on the interferograms' grid ({why})", c)
+    # Found or given, a coherence file off the interferograms' grid is a user error.
+    for c in coh or ():
+        if (why := read_grid(c).mismatch(grid)) is not None:
+            raise UserError(f"coherence is not on the interferograms' grid ({why})", c)
     return IfgStack(dates=dates, pairs=pairs, sign=sign, grid=grid, units="rad",
                     sources=paths, coherence_sources=coh,
                     wavelength_m=wl.pop() if len(wl) == 1 else None, kind="geotiff")
