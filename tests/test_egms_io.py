@@ -166,6 +166,20 @@ def test_malformed_zip_gives_user_error(tmp_path):
             read_egms(f)
         assert str(f) in str(e.value)
     assert "no .csv" in str(pytest.raises(UserError, read_egms, tmp_path / "nocsv.zip").value)
+    # a damaged central directory entry (unknown compression method, or the "patched data"
+    # flag bit): zipfile raises NotImplementedError, which must become a UserError too
+    for member in (b"good.csv", b"good.xml"):
+        for offset, value in ((10, b"\x63\x00"), (8, b"\x20\x00")):
+            bad = bytearray(data)
+            entry = data.index(b"PK\x01\x02")               # central directory entries
+            while data[entry + 46:entry + 46 + len(member)] != member:
+                entry = data.index(b"PK\x01\x02", entry + 4)
+            bad[entry + offset:entry + offset + 2] = value
+            f = tmp_path / "damaged.zip"
+            f.write_bytes(bytes(bad))
+            with pytest.raises(UserError) as e:
+                read_egms(f)
+            assert str(f) in str(e.value)
     with pytest.raises(UserError, match="file not found"):
         read_egms(tmp_path / "missing.zip")
 
@@ -278,9 +292,14 @@ def test_geoparquet_and_gpkg_export(tmp_path):
     g = gpd.read_file(tmp_path / "p.gpkg")
     assert g.crs.to_epsg() == 3035 and g["pid"].tolist() == ["a", "b"]
     np.testing.assert_allclose(g.geometry.x, [4598649.23, 4599449.5])
-    # lat/lon -> 3035 agrees with the stored easting to the rounding of 6-decimal degrees (~0.1 m)
+    # without easting/northing the geometry is latitude/longitude reprojected to EPSG:3035
     t = to_geodataframe(EgmsPoints(p.attrs.drop(columns=["easting", "northing"]), p.dates, p.disp), "EPSG:3035")
     assert t.crs.to_epsg() == 3035
+    from pyproj import Transformer
+    x, y = Transformer.from_crs("EPSG:4326", "EPSG:3035", always_xy=True).transform(
+        p.attrs["longitude"].to_numpy(), p.attrs["latitude"].to_numpy())
+    np.testing.assert_allclose(t.geometry.x, x, atol=1e-3)
+    np.testing.assert_allclose(t.geometry.y, y, atol=1e-3)
 
 
 def test_cli_convert_and_errors(tmp_path):

@@ -10,6 +10,7 @@ import typer
 from . import summary
 from .egms import egms_app
 
+
 @egms_app.command("reference")
 def reference(
     inp: Path = typer.Argument(..., metavar="INPUT", help="EGMS burst or tile (.zip or .csv, any release naming)."),
@@ -23,7 +24,7 @@ def reference(
 
     The reference series (that point's, or the per-date median of the points within the radius
     or polygon) is subtracted from every series; mean velocity, acceleration, seasonality, RMSE
-    and temporal coherence are recomputed (EGMS model). 
+    and temporal coherence are recomputed (EGMS model).
     LOS displacement in mm, positive towards the satellite (los_east/north/up =
     ground-to-satellite unit vector); velocities mm/yr; t in years from the first date.
     """
@@ -52,7 +53,7 @@ def calibrate(
 
     GNSS ENU velocities are projected on the LOS of the points around each station and compared
     with their median velocity; the fitted correction is added to every velocity and
-    correction x t (years) to every series; statistics are recomputed. 
+    correction x t (years) to every series; statistics are recomputed.
     LOS displacement in mm, positive towards the satellite (los_east/north/up =
     ground-to-satellite unit vector); velocities mm/yr; t in years from the first date.
     """

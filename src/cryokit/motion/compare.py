@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..robust import nmad
+
 PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
 
 
@@ -76,7 +78,7 @@ def difference_stats(diff) -> dict:
         return {"count": 0}
     out = {"count": int(d.size), "mean": float(d.mean()), "std": float(d.std(ddof=1)) if d.size > 1 else 0.0,
            "median": float(np.median(d)),
-           "nmad": float(1.4826 * np.median(np.abs(d - np.median(d)))),
+           "nmad": nmad(d),
            "rms": float(np.sqrt(np.mean(d ** 2))), "min": float(d.min()), "max": float(d.max())}
     out.update({f"p{p}": float(v) for p, v in zip(PERCENTILES, np.percentile(d, PERCENTILES))})
     return out

@@ -56,6 +56,9 @@ _FLOAT_COLUMNS = {
     "gnss_velocity", "gnss_velocity_n", "gnss_velocity_e", "gnss_velocity_u"}
 _DATE = re.compile(r"^\d{8}$")
 _LEVEL = re.compile(r"EGMS_(L2a|L2b|L3)_", re.IGNORECASE)
+# What a damaged zip or CSV raises while read (zipfile says NotImplementedError for a corrupt
+# compression method or flag bit)
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError)
 
 
 @dataclass
@@ -217,7 +220,7 @@ class _Source:
                     self.name = Path(self.member).stem
                     if xmls:
                         self.header = parse_header(zf.read(xmls[0]), f"{self.path}:{xmls[0]}")
-            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
+            except _READ_ERRORS as e:
                 raise UserError(f"not a readable zip file ({e})", self.path) from None
 
     @property
@@ -228,7 +231,11 @@ class _Source:
         if self.member is None:
             return open(self.path, "rb")
         zf = zipfile.ZipFile(self.path)
-        f = zf.open(self.member)
+        try:
+            f = zf.open(self.member)
+        except BaseException:
+            zf.close()
+            raise
         f._cryokit_zip = zf  # keep the archive open as long as the member
         return f
 
@@ -237,7 +244,7 @@ def _read_header_line(src: _Source) -> list[str]:
     try:
         with src.open() as f:
             raw = f.readline(1 << 24)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
+    except _READ_ERRORS as e:
         raise UserError(f"cannot read ({e})", src.where) from None
     try:
         line = raw.decode("utf-8-sig").rstrip("\r\n")
@@ -422,7 +429,7 @@ def _read_table(src: _Source, names: list[str], types: dict) -> pa.Table:
                                  convert_options=pcsv.ConvertOptions(column_types=types))
     except pa.ArrowInvalid as e:
         raise _arrow_error(src, names, types, e) from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, pa.ArrowException) as e:
+    except (*_READ_ERRORS, pa.ArrowException) as e:
         raise UserError(f"cannot read ({e})", src.where) from None
 
 
@@ -511,7 +518,7 @@ def iter_egms(path: str | os.PathLike, chunk_points: int = 200_000) -> Iterator[
                     break
     except pa.ArrowInvalid as e:
         raise _arrow_error(src, names, types, e) from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, pa.ArrowException) as e:
+    except (*_READ_ERRORS, pa.ArrowException) as e:
         raise UserError(f"cannot read ({e})", src.where) from None
     if not emitted:  # a header without points is a valid (empty) burst
         empty = pa.table({n: pa.array([], type=types.get(n, pa.float64())) for n in names})

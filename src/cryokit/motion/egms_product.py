@@ -26,34 +26,25 @@ from .. import __version__
 from ..atomic import atomic_file, staged_dir
 from ..errors import UserError, require_file
 from ..product import write_json, write_records
+from ..robust import nmad
 from . import calibrate as cal
 from . import compare as cmp
-from . import gnss, ortho, plots
+from . import egms, gnss, ortho, plots
 from . import reference as ref
+from .stats import EGMS_DECIMALS, timeseries_stats
 
 LAEA = "EPSG:3035"
 LOS_CONVENTION = ("LOS displacement in mm, positive towards the satellite (los_east/north/up = "
                   "ground-to-satellite unit vector); velocities in mm/yr; t in years from the "
                   "first date (days/365)")
-# timeseries_stats key -> (canonical column, decimals EGMS publishes)
-_STAT_COLUMNS = {"mean_velocity": ("mean_velocity", 1), "mean_velocity_std": ("mean_velocity_std", 1),
-                 "acceleration": ("acceleration", 2), "acceleration_std": ("acceleration_std", 2),
-                 "seasonality": ("seasonality", 1), "seasonality_std": ("seasonality_std", 1),
-                 "rmse": ("rmse", 1), "temporal_coherence": ("temporal_coherence", 2)}
 _CANONICAL = {"height_ortho": "height", "rmse_ts": "rmse", "height_ellipse": "height_ellipse"}
 
 
 # ----------------------------------------------------------------------------- helpers
 
-def _egms():
-    from . import egms
-    return egms
-
-
 def load_points(path):
     """Read an EGMS file (zip/CSV, any level and naming) as :class:`EgmsPoints`."""
-    require_file(path)
-    return _egms().read_egms(path)
+    return egms.read_egms(path)
 
 
 def column_name(points, canonical: str) -> str:
@@ -73,19 +64,20 @@ def xy(points, path=None) -> tuple[np.ndarray, np.ndarray]:
     return _column(points, "easting", path), _column(points, "northing", path)
 
 
+def _stats_and_shifted(t, disp) -> tuple[dict, np.ndarray]:
+    """EGMS statistics of ``disp`` and the series shifted so that each one's cubic+seasonal
+    model is 0 at t = 0, as the service publishes them."""
+    st = timeseries_stats(t, disp)
+    return st, disp - st["reference_shift"][:, None]
+
+
 def with_series(points, disp: np.ndarray, header_extra: dict | None = None):
     """A copy of ``points`` with new series and their statistics recomputed (EGMS model,
     each series shifted so its cubic+seasonal model is 0 at the first date)."""
-    from .stats import timeseries_stats
-
-    t = points.years()
-    st = timeseries_stats(t, disp)
-    shift = np.asarray(st.get("reference_shift", 0.0), dtype=np.float64)
-    disp = disp - (shift[:, None] if shift.ndim else shift)
+    st, disp = _stats_and_shifted(points.years(), disp)
     attrs = points.attrs.copy()
-    for key, (canonical, dec) in _STAT_COLUMNS.items():
-        if key in st:
-            attrs[column_name(points, canonical)] = np.round(np.asarray(st[key], np.float64), dec)
+    for key, dec in EGMS_DECIMALS.items():
+        attrs[column_name(points, key)] = np.round(st[key], dec)
     header = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (points.header or {}).items()}
     if header_extra:
         root = next(iter(header)) if header else ("TILE" if points.level == "L3" else "BURST")
@@ -103,15 +95,9 @@ def write_points(points, out, report: dict) -> list[str]:
     """Write points by suffix (.zip/.csv EGMS format, .parquet, .gpkg) and ``report`` as
     OUT.json beside them; returns the paths written."""
     out = Path(out)
-    suffix = out.suffix.lower()
-    if suffix in (".zip", ".csv"):
-        _egms().write_egms(points, out)
-    elif suffix == ".parquet":
-        _egms().write_geoparquet(points, out)
-    elif suffix == ".gpkg":
-        _egms().write_gpkg(points, out)
-    else:
+    if out.suffix.lower() not in egms.OUTPUT_SUFFIXES:
         raise UserError("output must end in .zip or .csv (EGMS format), .parquet or .gpkg", out)
+    egms.write_points(points, out)
     rep = out.with_suffix(".json")
     write_json(rep, _json_safe(report))
     return [str(out), str(rep)]
@@ -181,10 +167,8 @@ def make_reference(inp, out, *, pid: str | None = None, point: tuple[float, floa
         desc = {"type": "median of points inside area", "area": os.path.basename(str(area))}
     refser = ref.reference_series(pts.disp, mask)
     new = ref.rereference(pts.disp, refser)
-    t = pts.years()
-    G = np.column_stack([t, np.ones_like(t), np.cos(2 * np.pi * t), np.sin(2 * np.pi * t)])
-    ok = np.isfinite(refser)
-    vref = float(np.linalg.lstsq(G[ok], refser[ok], rcond=None)[0][0]) if ok.sum() > 4 else np.nan
+    # velocity of the reference series: the EGMS mean-velocity model, fitted on its valid dates
+    vref = plots.seasonal_model(pts.years(), refser)[1] if np.isfinite(refser).sum() > 4 else np.nan
     desc.update(n_points=int(mask.sum()), reference_pids=pids[mask][:50].tolist(),
                 reference_velocity_mm_yr=vref)
     report = {"input": os.path.basename(str(inp)), "n_points": int(len(pids)),
@@ -261,7 +245,6 @@ def make_calibration(inp, gnss_files, out, *, stations=None, plate_model: str = 
     pts = load_points(inp)
     st = load_gnss_velocities(gnss_files, stations, plate_model)
     x, y = xy(pts, inp)
-    from .stats import timeseries_stats
     # Velocities refitted from the series: the published column is rounded to 0.1 mm/yr,
     # which would quantise the station medians and so the correction.
     vel = timeseries_stats(pts.years(), pts.disp)["mean_velocity"]
@@ -360,18 +343,23 @@ def _north_at(spec: str | None, cx, cy) -> tuple[np.ndarray, str]:
     return np.nan_to_num(vn, nan=0.0), f"north velocity sampled from grid {os.path.basename(p)}"
 
 
+_BASE62 = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", np.uint8)
+
+
 def _pid(ix, iy) -> list[str]:
-    """10-character base62 id of a 100 m cell (from its column and row numbers)."""
-    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-    out = []
-    for n in (np.asarray(ix, np.int64) << 20) | np.asarray(iy, np.int64):
-        s = ""
-        n = int(n)
-        while n:
-            n, r = divmod(n, 62)
-            s = alphabet[r] + s
-        out.append(s.rjust(10, "0"))
-    return out
+    """10-character base62 id of a 100 m cell (from its column and row numbers; 11 characters
+    where the number needs them).
+
+    Examples
+    --------
+    >>> _pid(np.array([0, 45986]), np.array([0, 17397]))
+    ['0000000000', '0000qdJVPJ']
+    """
+    n = (np.asarray(ix, np.int64) << 20) | np.asarray(iy, np.int64)
+    width = 10 if not n.size or n.max() < 62 ** 10 else 11   # 62**11 > 2**63: int64 fits
+    digits = (n[:, None] // 62 ** np.arange(width - 1, -1, -1, dtype=np.int64)) % 62
+    text = _BASE62[digits].view(f"S{width}").ravel().astype(str).tolist()
+    return text if width == 10 else [s[1:] if s[0] == "0" else s for s in text]
 
 
 def ortho_solve(bursts, opts: OrthoOptions = OrthoOptions()):
@@ -427,12 +415,7 @@ def ortho_solve(bursts, opts: OrthoOptions = OrthoOptions()):
 
 
 def _component_table(sol, comp: str, cell: float) -> pd.DataFrame:
-    from .stats import timeseries_stats
-
-    disp = sol["east" if comp == "E" else "up"]
-    st = timeseries_stats(sol["t"], disp)
-    shift = np.asarray(st.get("reference_shift", 0.0), dtype=np.float64)
-    disp = disp - (shift[:, None] if shift.ndim else shift)
+    st, disp = _stats_and_shifted(sol["t"], sol["east" if comp == "E" else "up"])
     ix, iy = sol["cells"][:, 0], sol["cells"][:, 1]
     df = pd.DataFrame({
         "pid": _pid(ix, iy),
@@ -552,10 +535,8 @@ def make_ortho(inputs, outdir, opts: OrthoOptions = OrthoOptions()) -> dict:
         vel_u = tables["U"].attrs["velocity"]
         vel_e = tables["E"].attrs["velocity"]
         report["velocity_summary_mm_yr"] = {
-            "U": {"median": float(np.median(vel_u)), "nmad": float(1.4826 * np.median(
-                np.abs(vel_u - np.median(vel_u))))},
-            "E": {"median": float(np.median(vel_e)), "nmad": float(1.4826 * np.median(
-                np.abs(vel_e - np.median(vel_e))))}}
+            "U": {"median": float(np.median(vel_u)), "nmad": nmad(vel_u)},
+            "E": {"median": float(np.median(vel_e)), "nmad": nmad(vel_e)}}
         write_json(stage / "report.json", _json_safe(report))
         write_records(
             stage, item_id=f"EGMS_L3_{y1}_{y2}_{v}", grid=first_grid,

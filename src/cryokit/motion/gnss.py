@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError, require_file
+from ..robust import nmad
 
 #: ITRF2014 plate motion model, Eurasia (Altamimi et al. 2017, GJI 209, Table 1): wx, wy, wz
 #: in mas/yr. ETRF2014 is defined by removing this rotation from ITRF2014 velocities.
@@ -182,7 +183,7 @@ def fit_velocity(t, y, steps=(), *, threshold: float = 3.0, max_iter: int = 10) 
     for _ in range(max_iter):
         m, *_ = np.linalg.lstsq(G[keep], y[keep], rcond=None)
         r = y - G @ m
-        s = 1.4826 * np.median(np.abs(r[keep] - np.median(r[keep])))
+        s = nmad(r[keep])
         new = np.abs(r - np.median(r[keep])) <= threshold * max(s, 1e-9)
         if np.array_equal(new, keep):
             break
