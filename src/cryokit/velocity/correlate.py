@@ -5,8 +5,9 @@ Conventions: images are 2-D float32 arrays with NaN as nodata. A node is matched
 integer offsets ``centre ± search`` (rows, columns). Offsets are in pixels, x = columns to the
 right, y = rows downward: a feature at (r, c) in REF is found at (r + dy, c + dx) in SEC.
 
-Surfaces are computed with OpenCV's ``matchTemplate`` (spatial or DFT correlation in C++, one
-call per node, no Python loop over surface pixels). Chips that touch nodata use a batched
+NCC surfaces of gap-free chips come from a fused numba kernel (:mod:`.ncc_kernel`, direct sums
+in parallel over nodes); orientation correlation, and NCC when ``CRYOKIT_NCC=opencv``, use
+OpenCV's ``matchTemplate`` (one call per node, no Python loop over surface pixels). Chips that touch nodata use a batched
 masked NCC in the Fourier domain (Padfield 2012) so that gaps are left out rather than filled.
 Sub-pixel positions come from a 3-point Gaussian fit refined by a masked, normalised
 Lucas-Kanade iteration on the chips themselves, which removes the pixel-locking bias of
@@ -24,7 +25,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import fft
 
-from . import lk_kernel
+from . import lk_kernel, ncc_kernel
 
 MATCHERS = ("ncc", "oc")
 MIN_LK_VALID = 0.25
@@ -127,7 +128,8 @@ def masked_ncc(tpl: np.ndarray, srch: np.ndarray, min_overlap: float = 0.5) -> n
 
 def correlation_surfaces(ref: np.ndarray, sec: np.ndarray, r0, c0, centre_dy, centre_dx, *,
                          chip: int, search: int, matcher: str = "ncc",
-                         max_nodata: float = 0.3, threads: int = 1) -> Surfaces:
+                         max_nodata: float = 0.3, min_overlap: float = 0.5,
+                         threads: int = 1) -> Surfaces:
     """Correlation surfaces of every node over integer offsets ``centre ± search``.
 
     Parameters
@@ -137,6 +139,8 @@ def correlation_surfaces(ref: np.ndarray, sec: np.ndarray, r0, c0, centre_dy, ce
     r0, c0 : (N,) int, top-left pixel of each template in REF.
     centre_dy, centre_dx : (N,) int, centre of the search in SEC relative to the template.
     max_nodata : nodes whose template has more than this fraction of nodata get a NaN surface.
+    min_overlap : for chips with nodata, offsets where fewer than this fraction of the
+        template's valid pixels meet valid search pixels are NaN (:func:`masked_ncc`).
 
     Returns
     -------
@@ -168,7 +172,8 @@ def correlation_surfaces(ref: np.ndarray, sec: np.ndarray, r0, c0, centre_dy, ce
         masked = np.flatnonzero(usable & ~clean)
     else:  # zero vectors (nodata, outside) drop out of the orientation correlation
         clean, masked = usable, np.array([], np.int64)
-    if matcher == "ncc" and clean.any():  # a flat template has no defined correlation
+    fused = matcher == "ncc" and ncc_kernel.AVAILABLE and os.environ.get("CRYOKIT_NCC") != "opencv"
+    if matcher == "ncc" and clean.any() and not fused:  # flat: no defined correlation
         j = np.flatnonzero(clean)
         clean[j[np.nanstd(extract(ref, r0[j], c0[j], chip, chip), axis=(1, 2)) < 1e-9]] = False
     idx = np.flatnonzero(clean)
@@ -189,12 +194,15 @@ def correlation_surfaces(ref: np.ndarray, sec: np.ndarray, r0, c0, centre_dy, ce
                 s = np.nan_to_num(extract(sec, sr0[i:i + 1], sc0[i:i + 1], m, m)[0])
                 out[i] = cv2.matchTemplate(s, t, method)
 
-    _map(run_clean, _chunks(len(idx), 512), threads)
+    if fused:  # the kernel leaves flat templates NaN itself
+        ncc_kernel.surfaces(ref, sec, r0, c0, sr0, sc0, idx, out, chip=chip, threads=threads)
+    else:
+        _map(run_clean, _chunks(len(idx), 512), threads)
 
     def run_masked(rng):
         j = masked[rng[0]:rng[1]]
         out[j] = masked_ncc(extract(ref, r0[j], c0[j], chip, chip),
-                            extract(sec, sr0[j], sc0[j], m, m))
+                            extract(sec, sr0[j], sc0[j], m, m), min_overlap)
 
     _map(run_masked, _chunks(len(masked), 256), threads)
     return Surfaces(out, cy, cx, search)
@@ -288,15 +296,17 @@ def shifted_chips(img: np.ndarray, r0, c0, dy, dx, chip: int) -> np.ndarray:
 
 def refine_lk(ref: np.ndarray, sec: np.ndarray, r0, c0, dy, dx, *, chip: int, iterations: int = 4,
               max_move: float = 1.0, tol: float = 2e-3, window: float | None = None,
-              threads: int = 1, chunk: int = 1024, sigma: bool = False):
+              threads: int = 1, chunk: int = 1024, sigma: bool = False,
+              min_valid: float = MIN_LK_VALID):
     """Sub-pixel refinement by masked, normalised Lucas-Kanade (inverse compositional).
 
     Minimises sum w (norm(SEC(x + d)) - norm(REF(x)))^2 over each chip, where norm removes the
     chip's weighted mean and standard deviation (so brightness and contrast changes between dates
     do not bias the result) and w excludes nodata in either image. SEC is resampled with
     Lanczos-3 (:func:`shifted_chips`). Starting values come from the correlation peak; nodes stop
-    iterating once their update is below ``tol`` px. A node that moves more than ``max_move``
-    px from its start, or whose system is singular, is NaN. With ``sigma=True`` a third array
+    iterating once their update is below ``tol`` px. A node with fewer than ``min_valid`` of
+    its chip's pixels valid in both images, that moves more than ``max_move`` px from its
+    start, or whose system is singular, is NaN. With ``sigma=True`` a third array
     holds each node's standard error (px, radial) from the residual of its last iteration:
     sqrt(var(residual) * trace(H^-1)), the Cramer-Rao bound of a least-squares shift.
 
@@ -319,7 +329,7 @@ def refine_lk(ref: np.ndarray, sec: np.ndarray, r0, c0, dy, dx, *, chip: int, it
     ref = np.asarray(ref, np.float32)
     sec = np.asarray(sec, np.float32)
     gy, gx = np.gradient(ref)
-    need = MIN_LK_VALID * chip * chip
+    need = min_valid * chip * chip
     taper = np.ones((chip, chip), np.float32)
     if window:
         g = np.exp(-0.5 * ((np.arange(chip) - (chip - 1) / 2) / (window * chip)) ** 2)

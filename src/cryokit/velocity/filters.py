@@ -21,9 +21,20 @@ def _gauss(a: np.ndarray, sigma: float) -> np.ndarray:
     return ndimage.gaussian_filter(a, sigma, mode="nearest", truncate=4.0)
 
 
-def _local_mean(img: np.ndarray, valid: np.ndarray, smooth) -> np.ndarray:
-    w = smooth(valid.astype(np.float32))
-    s = smooth(np.where(valid, img, 0).astype(np.float32))
+def _gauss_radius(sigma: float) -> int:
+    return int(4.0 * float(sigma) + 0.5)  # scipy's kernel radius for truncate=4
+
+
+def _local_mean(img: np.ndarray, valid: np.ndarray, smooth, radius: int) -> np.ndarray:
+    if valid.all():
+        # The filtered mask is the same constant at every pixel whose support has no gap, so
+        # one small patch gives it bit for bit: a gap-free image (or tile) takes half the work
+        # and still equals the normalised convolution of a larger image with gaps elsewhere.
+        w = smooth(np.ones((2 * radius + 1,) * 2, np.float32))[radius, radius]
+        s = smooth(np.asarray(img, np.float32))
+    else:
+        w = smooth(valid.astype(np.float32))
+        s = smooth(np.where(valid, img, 0).astype(np.float32))
     with np.errstate(invalid="ignore", divide="ignore"):
         return s / w
 
@@ -42,7 +53,7 @@ def highpass(img: np.ndarray, sigma: float = 3.0) -> np.ndarray:
     """
     img = np.asarray(img, np.float32)
     valid = np.isfinite(img)
-    out = img - _local_mean(img, valid, lambda a: _gauss(a, sigma))
+    out = img - _local_mean(img, valid, lambda a: _gauss(a, sigma), _gauss_radius(sigma))
     return np.where(valid, out, np.nan).astype(np.float32)
 
 
@@ -59,8 +70,8 @@ def wallis(img: np.ndarray, window: int = 21, target_std: float = 1.0, eps: floa
     def box(a):
         return ndimage.uniform_filter(a, window, mode="nearest")
 
-    m = _local_mean(img, valid, box)
-    m2 = _local_mean(np.where(valid, img, 0) ** 2, valid, box)
+    m = _local_mean(img, valid, box, window // 2)
+    m2 = _local_mean(np.where(valid, img, 0) ** 2, valid, box, window // 2)
     s = np.sqrt(np.maximum(m2 - m * m, 0))
     out = (img - m) / (s + eps) * target_std
     return np.where(valid, out, np.nan).astype(np.float32)

@@ -188,7 +188,7 @@ def _refine(ref, sec, gx, gy, r0, c0, dy, dx, chip, taper, iterations, tol, need
 
 if AVAILABLE:
     _lanczos = njit(cache=True, inline="always")(_lanczos)
-    _refine = njit(parallel=True, cache=True)(_refine)
+    _refine = njit(parallel=True, cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})(_refine)
 
 
 def refine(ref, sec, gx, gy, r0, c0, dy, dx, *, chip, taper, iterations, tol, need, max_move,
