@@ -2,6 +2,7 @@
 
     python benchmarks/sbas.py                      # 100 interferograms x 1000 x 1000 px
     python benchmarks/sbas.py --size 300           # smaller, quicker
+    python benchmarks/sbas.py --weights fim var    # which weighted cases (default: both)
 
 A synthetic stack (cryokit.synthetic.insar.make_insar_stack: 28 dates 12 days apart, each
 paired with its next 4, the first 100 pairs kept; NaN where coherence < 0.2 and in random
@@ -9,11 +10,12 @@ unwrapping-failure discs) is built once. Each method then runs in a forked child
 peak memory (ru_maxrss of the child minus its RSS at start) is its own:
 
 - cryokit: :func:`cryokit.motion.sbas.invert` (numba kernel per pixel, its default);
-  weights from :func:`cryokit.motion.sbas.coherence_weights` (``fim``).
+  weights from :func:`cryokit.motion.sbas.coherence_weights` (``fim``, and ``var``: inverse
+  DS phase variance, MintPy's default ``weight_func``), L = the stack's looks (20).
 - MintPy: ``mintpy.ifgram_inversion.estimate_timeseries`` called as
   ``run_ifgram_inversion_patch`` does: unweighted, one call for the pixels valid in every
   interferogram and one call per other pixel; weighted, one call per pixel with
-  ``weight_sqrt = sqrt(coherence2weight(coh, 'fim', L))``; ``min_norm_velocity=True``,
+  ``weight_sqrt = sqrt(coherence2weight(coh, func, L))``; ``min_norm_velocity=True``,
   ``rcond=1e-5``, ``min_redundancy=1`` (its defaults).
 
 Reported: wall time, peak memory, and the largest difference of the phase series (rad) and
@@ -41,10 +43,10 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def run_cryokit(y, pairs, n_dates, coh, weighted):
+def run_cryokit(y, pairs, n_dates, coh, weighted, looks=1):
     from cryokit.motion import sbas
 
-    w = sbas.coherence_weights(coh, 1.0, "fim") if weighted else None
+    w = sbas.coherence_weights(coh, looks, weighted) if weighted else None
     res = sbas.invert(y, pairs, n_dates, w)
     return res.phase.astype(np.float32), res.temporal_coherence.astype(np.float32)
 
@@ -84,7 +86,7 @@ def run_mintpy(y, pairs, n_dates, coh, weighted, looks=1):
                 t, q, _ = estimate_timeseries(y=obs[:, idx], weight_sqrt=None, **kw)
                 ts[:, idx], tc[idx] = t.ravel(), q
         else:
-            wsq = np.sqrt(decor.coherence2weight(coh.reshape(K, P).copy(), "fim", L=looks,
+            wsq = np.sqrt(decor.coherence2weight(coh.reshape(K, P).copy(), weighted, L=looks,
                                                  epsilon=5e-2, print_msg=False))
             for idx in np.flatnonzero(mask):
                 t, q, _ = estimate_timeseries(y=obs[:, idx], weight_sqrt=wsq[:, idx], **kw)
@@ -93,9 +95,9 @@ def run_mintpy(y, pairs, n_dates, coh, weighted, looks=1):
 
 
 def _child(fn, args, conn):
-    y, pairs, n_dates, coh, weighted = args
+    y, pairs, n_dates, coh, weighted, looks = args
     # warm-up on a tiny block: numba compilation / cache loading is not part of the timing
-    fn(y[:, :4, :4], pairs, n_dates, coh[:, :4, :4], weighted)
+    fn(y[:, :4, :4], pairs, n_dates, coh[:, :4, :4], weighted, looks)
     base = _rss_mb()
     t = time.perf_counter()
     out = fn(*args)
@@ -126,7 +128,9 @@ def main(argv=None):
     ap.add_argument("--ifgs", type=int, default=100, help="number of interferograms")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-mintpy-weighted", action="store_true",
-                    help="leave out the slow MintPy weighted run")
+                    help="leave out the slow MintPy weighted runs")
+    ap.add_argument("--weights", nargs="*", default=["fim", "var"], choices=["fim", "coh", "var"],
+                    help="weighted cases to run after the unweighted one")
     a = ap.parse_args(argv)
     import tempfile
 
@@ -137,7 +141,7 @@ def main(argv=None):
     t = time.perf_counter()
     s = make_insar_stack(shape=(a.size, a.size), n_dates=n_dates, neighbours=4,
                          max_ifgs=a.ifgs, seed=a.seed)
-    y, coh, pairs = s.ifgs, s.coherence, s.pairs
+    y, coh, pairs, looks = s.ifgs, s.coherence, s.pairs, s.looks
     nan_px = float(np.isnan(y).any(0).mean())
     print(f"stack: {len(pairs)} interferograms x {a.size} x {a.size} px, {n_dates} dates; "
           f"{100 * np.isnan(y).mean():.1f} % NaN values, {100 * nan_px:.1f} % of pixels with "
@@ -145,15 +149,14 @@ def main(argv=None):
           f"{os.environ.get('NUMBA_NUM_THREADS', 'all cores')}, {os.cpu_count()} CPUs")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for weighted in (False, True):
-            label = "weighted (fim)" if weighted else "unweighted"
-            wc, mc, tsc, tcc = measure(run_cryokit, (y, pairs, n_dates, coh, weighted),
-                                       f"{tmp}/c{int(weighted)}")
+        for weighted in (None, *a.weights):
+            label = f"weighted ({weighted})" if weighted else "unweighted"
+            args = (y, pairs, n_dates, coh, weighted, looks)
+            wc, mc, tsc, tcc = measure(run_cryokit, args, f"{tmp}/c{weighted}")
             if weighted and a.skip_mintpy_weighted:
                 rows.append((label, wc, mc, None, None, None, None))
                 continue
-            wm, mm, tsm, tcm = measure(run_mintpy, (y, pairs, n_dates, coh, weighted),
-                                       f"{tmp}/m{int(weighted)}")
+            wm, mm, tsm, tcm = measure(run_mintpy, args, f"{tmp}/m{weighted}")
             both = np.isfinite(tsc).all(0) & (tcm > 0)
             dphase = float(np.max(np.abs(tsc[:, both] - tsm[:, both]))) if both.any() else np.nan
             dtc = float(np.max(np.abs(tcc[both] - tcm[both]))) if both.any() else np.nan

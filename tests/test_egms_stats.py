@@ -106,6 +106,29 @@ def test_reproduces_published_columns_of_real_bursts(burst):
     assert np.median(np.abs(s["reference_shift"])) < 0.05
 
 
+@pytest.mark.parametrize("burst", BURSTS)
+def test_misses_are_no_more_than_series_rounding_explains(burst):
+    """The published rmse/seasonality come from series the file stores rounded to 0.1 mm.
+
+    Taking ``published series + U(-0.05, 0.05)`` as the unrounded truth, a pure rounding
+    effect puts a share ``f_sim`` of points within tolerance; the real share must be at
+    least that (benchmarks/egms_match.py: rmse 98.69/98.54 % real vs 98.46/98.33 %
+    simulated, seasonality 98.54/99.47 % vs 97.72/97.64 %). Margin 0.4 %: the binomial
+    standard error of a 1.5-2.5 % miss rate over 11 600 points is 0.11-0.15 %, and one seed
+    of the simulation scatters by about as much.
+    """
+    p = read_egms(shared_path(*EGMS, burst))
+    t, x = p.years(), p.disp
+    real = timeseries_stats(t, x)
+    truth = timeseries_stats(t, x + np.random.default_rng(0).uniform(-0.05, 0.05, x.shape))
+    for key in ("rmse", "seasonality"):
+        pub = p.column(key).to_numpy()
+        f_real = np.mean(np.abs(real[key] - pub) <= TOLERANCES[key] + 1e-9)
+        f_sim = np.mean(np.abs(real[key] - np.round(truth[key], 1)) <= TOLERANCES[key] + 1e-9)
+        assert f_real >= f_sim - 0.004, (key, f_real, f_sim)
+        assert f_sim < 0.99  # the floor itself is below the issue's 99 %: the gap is rounding
+
+
 def test_points_with_stats_keeps_layout_and_rounds():
     t = np.array(["2020-01-03", "2020-01-15", "2020-02-08", "2020-03-03", "2020-05-02",
                   "2020-08-06", "2020-12-04", "2021-03-04"], dtype="datetime64[D]")

@@ -14,7 +14,8 @@ def sbas(
     ifgs: list[Path] = typer.Argument(..., help="Unwrapped interferograms: GeoTIFFs in radians on one grid (dates from FIRST_DATE/SECOND_DATE tags or *_YYYYMMDD-YYYYMMDD_* names; nodata and 0 = no data; coherence files *cc*/*coh* with the same dates beside them are found), or one HDF5 file with igram (n_ifg, rows, cols), Jmat (+1/-1 per ifg) and dates."),
     outdir: Path = typer.Option(..., "-o", "--outdir", help="Output directory (created or replaced whole)."),
     wavelength: Optional[float] = typer.Option(None, "--wavelength", help="Radar wavelength in metres [default: WAVELENGTH_METRES tag, else Sentinel-1 0.05546576]."),
-    weight: str = typer.Option("none", "--weight", help="none: ordinary least squares | coherence: weights 2Lγ²/(1-γ²) from the coherence files (MintPy 'fim')."),
+    weight: str = typer.Option("none", "--weight", help="Weights of the interferograms from the coherence files, as MintPy's weight_func: none (ordinary least squares) | fim (= coherence): Fisher information 2Lγ²/(1-γ²) | coh: γ | var: 1 / phase variance of a distributed scatterer with --looks looks (Tough et al. 1995)."),
+    looks: float = typer.Option(1.0, "--looks", help="Independent looks L of the coherence estimate (MintPy: NCORRLOOKS, or range x azimuth looks / 1.94 for Sentinel-1 IW), rounded, 1 to 80; changes the solution only with --weight var."),
     reference: Optional[tuple[float, float]] = typer.Option(None, "--reference", metavar="LON LAT", help="Reference point (degrees); default: automatic (coherent pixel moving like the median of the most coherent 10 %)."),
     reference_pixel: Optional[tuple[int, int]] = typer.Option(None, "--reference-pixel", metavar="ROW COL", help="Reference pixel by row and column instead of --reference."),
     min_coherence: float = typer.Option(0.7, "--min-coherence", help="Points need at least this temporal coherence (0-1)."),
@@ -42,8 +43,9 @@ def sbas(
     """
     from ..motion.sbas_product import SbasOptions, make_sbas
 
-    opts = SbasOptions(wavelength_m=wavelength, weight=weight, reference_lonlat=reference,
-                       reference_rowcol=reference_pixel, min_coherence=min_coherence,
+    opts = SbasOptions(wavelength_m=wavelength, weight=weight, looks=looks,
+                       reference_lonlat=reference, reference_rowcol=reference_pixel,
+                       min_coherence=min_coherence,
                        units=units, allow_subsets=allow_subsets, block_rows=block_rows,
                        workers=workers, scheduler=scheduler, progress=True,
                        dem=str(dem) if dem else None, lon=str(lon) if lon else None,

@@ -45,6 +45,8 @@ True
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass, field
 
 import numba
@@ -86,6 +88,70 @@ class SbasResult:
 
 # --------------------------------------------------------------------------- weights
 
+def _phase_pdf_ds(looks: int, coherence: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """PDF of the interferometric phase of a distributed scatterer, (len(phi), len(coherence)).
+
+    Tough et al. (1995) eq. 66 / Hanssen (2001) eq. 4.2.23, for ``looks`` independent looks,
+    written as MintPy's ``phase_pdf_ds``; the Gamma-function ratios go through ``lgamma``
+    so that they stay finite up to L = 80.
+    """
+    L = looks
+    g = coherence[None, :]
+    beta = g * np.cos(phi)[:, None]
+    one_b = 1.0 - beta ** 2
+    b = math.exp(math.lgamma(2 * L - 1) - 2 * math.lgamma(L) - 2 * (L - 1) * math.log(2.0))
+    c = (2 * L - 1) * beta / one_b ** (L + 0.5) * (np.pi / 2 + np.arcsin(beta)) + 1 / one_b ** L
+    d = np.zeros_like(beta)
+    for r in range(L - 1):
+        ratio = math.exp(math.lgamma(L - 0.5) - math.lgamma(L - 0.5 - r)
+                         + math.lgamma(L - 1 - r) - math.lgamma(L - 1))
+        d += ratio * (1 + (2 * r + 1) * beta ** 2) / one_b ** (r + 2)
+    if L > 1:
+        d /= 2 * (L - 1)
+    return (1 - g ** 2) ** L / (2 * np.pi) * (b * c + d)
+
+
+_COH_STEP = 0.005
+
+
+@functools.lru_cache(maxsize=16)
+def _phase_variance_lut(looks: int) -> tuple[np.ndarray, np.ndarray]:
+    """MintPy's look-up table of DS phase variance: coherence bin centres 0.0025 ... 0.9975
+    and the variance (rad²) integrated on as many phase samples over [-π, π]."""
+    n = int(1.0 / _COH_STEP)
+    coh = np.linspace(_COH_STEP, 1.0, num=n) - _COH_STEP / 2.0
+    phi = np.linspace(-np.pi, np.pi, n)
+    var = np.sum(phi[:, None] ** 2 * _phase_pdf_ds(looks, coh, phi), axis=0) * (2 * np.pi / n)
+    # near γ = 1 the coarse quadrature can go <= 0; MintPy takes the least positive value
+    bad = var <= 0
+    var[bad] = np.min(var[~bad]) if not bad.all() else np.finfo(np.float64).eps
+    return coh, var
+
+
+def phase_variance(coherence, looks: float = 1.0) -> np.ndarray:
+    """Phase variance (rad²) of distributed scatterers from their coherence, as MintPy.
+
+    MintPy ``coherence2phase_variance(..., scatter='DS')``: the variance of the Tough et al.
+    (1995) phase PDF for L looks (L rounded, at least 1 and at most 80, where MintPy caps it
+    to keep the Gamma functions finite), tabulated on 200 coherence bins of 0.005 and
+    looked up by the bin below (coherence clipped to the table's [0.0025, 0.9975]).
+    The table is kept as MintPy's so that weights (and solutions) agree with it: its phase
+    quadrature is within 2 % of the exact variance for γ <= 0.95, but overestimates it near
+    γ = 1 for many looks (x1.8 at γ = 0.99, L = 80), where the PDF is narrower than a step.
+
+    Examples
+    --------
+    >>> v = phase_variance(np.array([0.1, 0.5, 0.9]), looks=10)
+    >>> bool(v[0] > v[1] > v[2]), round(float(v[2]), 4)
+    (True, 0.0136)
+    """
+    L = min(max(int(np.rint(looks)), 1), 80)
+    coh_lut, var_lut = _phase_variance_lut(L)
+    g = np.clip(np.asarray(coherence, dtype=np.float64), coh_lut.min(), coh_lut.max())
+    idx = ((g - coh_lut.min()) / _COH_STEP).astype(np.int16)
+    return var_lut[idx]
+
+
 def coherence_weights(coherence: np.ndarray, looks: float = 1.0, func: str = "fim",
                       epsilon: float = 0.05) -> np.ndarray:
     """Weights (not square roots) of interferograms from their spatial coherence, as MintPy.
@@ -96,17 +162,20 @@ def coherence_weights(coherence: np.ndarray, looks: float = 1.0, func: str = "fi
         Coherence in [0, 1]; NaN and values below ``epsilon`` are set to ``epsilon``.
     looks : float
         Number of independent looks L (MintPy: ``NCORRLOOKS`` or looks / 1.94 for S1 IW),
-        rounded and at least 1.
-    func : {"fim", "coh"}
+        rounded and at least 1. It scales ``fim`` weights uniformly (no effect on the
+        solution) but changes the shape of ``var`` weights.
+    func : {"fim", "coh", "var"}
         ``"fim"``: Fisher information index ``2 L γ² / (1 - γ²)`` with γ <= 1 - 1e-3
         (Seymour & Cumming 1994; MintPy ``weight_func='fim'``). ``"coh"``: γ itself
-        (MintPy ``'coh'``). MintPy's ``'var'`` (inverse phase variance from the Tough et al.
-        1995 PDF, needing a numerical look-up table) is not implemented.
+        (MintPy ``'coh'``). ``"var"``: inverse of the phase variance of a distributed
+        scatterer, :func:`phase_variance` (Tough et al. 1995; MintPy ``'var'``, its default).
 
     Examples
     --------
     >>> coherence_weights(np.array([0.0, 0.5, 1.0]), looks=4).round(2).tolist()
     [0.02, 2.67, 3994.0]
+    >>> coherence_weights(np.array([0.3, 0.9]), looks=10, func="var").round(1).tolist()
+    [1.2, 73.8]
     """
     g = np.array(coherence, dtype=np.float64)
     g = np.where(np.isnan(g) | (g < epsilon), epsilon, g)
@@ -116,7 +185,9 @@ def coherence_weights(coherence: np.ndarray, looks: float = 1.0, func: str = "fi
         return 2.0 * L * g ** 2 / (1.0 - g ** 2)
     if func == "coh":
         return g
-    raise ValueError(f"weight function must be one of fim, coh; got {func!r}")
+    if func == "var":
+        return 1.0 / phase_variance(g, L)
+    raise ValueError(f"weight function must be one of fim, coh, var; got {func!r}")
 
 
 # --------------------------------------------------------------------------- kernel

@@ -33,7 +33,17 @@ from . import sbas
 from .interferograms import IfgStack, read_flat, read_stack
 from .network import check_network, require_connected
 
-WEIGHTS = {"none": None, "coherence": "fim"}
+# --weight name -> cryokit.motion.sbas.coherence_weights func ("coherence" is the original
+# name of the Fisher-information weights, kept as an alias of "fim")
+WEIGHTS = {"none": None, "coherence": "fim", "fim": "fim", "coh": "coh", "var": "var"}
+_WEIGHT_TEXT = {
+    "fim": ("Fisher information index 2Lγ²/(1-γ²) of the coherence γ (clipped to [0.05, "
+            "0.999]), as MintPy weight_func='fim'; L does not change the solution"),
+    "coh": "the coherence γ itself (clipped at 0.05), as MintPy weight_func='coh'",
+    "var": ("inverse phase variance of a distributed scatterer of coherence γ (clipped at "
+            "0.05) with L = {looks} looks (Tough et al. 1995 phase PDF, MintPy's 200-bin "
+            "look-up table), as MintPy weight_func='var'"),
+}
 
 
 @dataclass(frozen=True)
@@ -41,7 +51,8 @@ class SbasOptions:
     """Options of :func:`make_sbas` (written as they are into the report)."""
 
     wavelength_m: float | None = None    # None: WAVELENGTH_METRES tag, else Sentinel-1
-    weight: str = "none"                 # none | coherence (MintPy 'fim' weights)
+    weight: str = "none"                 # none | coherence (= fim) | fim | coh | var (MintPy)
+    looks: float = 1.0                   # independent looks L of the coherence (var weights)
     reference_lonlat: tuple[float, float] | None = None
     reference_rowcol: tuple[int, int] | None = None
     min_coherence: float = 0.7           # temporal coherence of a point (MintPy default)
@@ -87,13 +98,13 @@ def _scan_rows(rows, *, stack: IfgStack):
 
 
 def invert_rows(rows, *, stack: IfgStack, ref_values: np.ndarray, weight_func: str | None,
-                phase_scale: float, allow_subsets: bool) -> tuple:
+                phase_scale: float, allow_subsets: bool, looks: float = 1.0) -> tuple:
     """Invert rows [r0, r1) of the stack, interferograms referred to ``ref_values``."""
     y, c = stack.read(rows, coherence=weight_func is not None)
     y -= ref_values[:, None, None].astype(np.float32)
     w = None
     if weight_func is not None:
-        w = sbas.coherence_weights(c, 1.0, weight_func)
+        w = sbas.coherence_weights(c, looks, weight_func)
         w[~np.isfinite(y)] = 0.0
     res = sbas.invert(y, stack.pairs, len(stack.dates), w, allow_subsets=allow_subsets,
                       phase_scale=phase_scale)
@@ -152,7 +163,9 @@ def make_sbas(inputs: list[str], outdir: str, options: SbasOptions = SbasOptions
     t_start = time.perf_counter()
     opts = options
     if opts.weight not in WEIGHTS:
-        raise UserError(f"--weight must be none or coherence, got {opts.weight!r}")
+        raise UserError(f"--weight must be one of {', '.join(WEIGHTS)}, got {opts.weight!r}")
+    if not opts.looks > 0:
+        raise UserError(f"--looks must be positive, got {opts.looks}")
     if not 0 <= opts.min_coherence <= 1:
         raise UserError(f"--min-coherence must be in [0, 1], got {opts.min_coherence}")
     inputs = [os.fspath(p) for p in inputs]
@@ -184,8 +197,8 @@ def make_sbas(inputs: list[str], outdir: str, options: SbasOptions = SbasOptions
         require_connected(net, stack.dates, source)
     weight_func = WEIGHTS[opts.weight]
     if weight_func and not stack.coherence_sources:
-        raise UserError("--weight coherence needs a coherence file beside every interferogram "
-                        "(names with 'cc' or 'coh' and the same dates)", source)
+        raise UserError(f"--weight {opts.weight} needs a coherence file beside every "
+                        "interferogram (names with 'cc' or 'coh' and the same dates)", source)
     H, W = stack.shape
     blocks = _rows(H, opts.block_rows)
 
@@ -221,7 +234,8 @@ def make_sbas(inputs: list[str], outdir: str, options: SbasOptions = SbasOptions
         invert_rows, blocks, workers=opts.workers, scheduler=opts.scheduler,
         progress=opts.progress, description="SBAS inversion",
         shared=dict(stack=stack, ref_values=ref_values, weight_func=weight_func,
-                    phase_scale=phase_scale, allow_subsets=opts.allow_subsets))
+                    phase_scale=phase_scale, allow_subsets=opts.allow_subsets,
+                    looks=opts.looks))
     phase = np.concatenate([r[0] for r in results], axis=1)
     tcoh = np.concatenate([r[1] for r in results], axis=0)
     counts = {k: int(sum(r[3][k] for r in results))
@@ -267,9 +281,8 @@ def make_sbas(inputs: list[str], outdir: str, options: SbasOptions = SbasOptions
                 "subset_reference": ("each connected subset is solved on its own and is zero "
                                      "at its own first date" if net.n_components > 1 else None)},
             "weights": ("none (ordinary least squares)" if weight_func is None else
-                        "Fisher information index 2Lγ²/(1-γ²) of the coherence γ (clipped to "
-                        "[0.05, 0.999]), as MintPy weight_func='fim'; L does not change the "
-                        "solution"),
+                        _WEIGHT_TEXT[weight_func].format(
+                            looks=min(max(int(np.rint(opts.looks)), 1), 80))),
             "wavelength_m": wavelength,
             "sign_convention": sbas.SIGN_CONVENTION if units == "rad" else
             "input in mm, taken as LOS displacement with the input's own sign",
