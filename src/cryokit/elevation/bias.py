@@ -24,6 +24,55 @@ def _sample_valid(valid, n, seed):
     return idx
 
 
+def _sorted_quantiles(a: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``np.quantile(a, q)`` (linear method) of an already sorted ``a``."""
+    pos = q * (a.size - 1)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, a.size - 1)
+    return a[lo] + (pos - lo) * (a[hi] - a[lo])
+
+
+def _sorted_bins(a: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """``clip(searchsorted(edges, a, "right") - 1, 0, nb - 1)`` for a sorted ``a``."""
+    nb = edges.size - 1
+    first = np.searchsorted(a, edges, side="left")   # where a reaches each edge
+    step = np.zeros(a.size + 1, np.int32)
+    np.add.at(step, first, 1)
+    return np.clip(np.cumsum(step[:-1]) - 1, 0, nb - 1).astype(np.int32)
+
+
+def _bracket(x: np.ndarray, knots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Interval ``k`` and fraction ``f`` of ``x`` (clipped to the knots) between increasing
+    ``knots``, as ``np.interp`` uses them: ``knots[k] <= x <= knots[k + 1]``.
+
+    A uniform look-up table with cells narrower than half the smallest knot gap gives each
+    value's interval after at most one step forward: about 3x faster than a binary search
+    (``searchsorted``/``interp``) per value.
+    """
+    n = knots.size
+    shape = np.shape(x)
+    if n < 2 or not knots[-1] > knots[0]:
+        return np.zeros(shape, np.intp), np.zeros(shape)
+    x = np.clip(np.nan_to_num(x, nan=knots[0]), knots[0], knots[-1])
+    gaps = np.diff(knots)
+    span = float(knots[-1] - knots[0])
+    cells = int(min(2 * span / gaps[gaps > 0].min(), 1 << 20)) + 1
+    left = knots[0] + np.arange(cells) * (span / cells)
+    lut = np.clip(np.searchsorted(knots, left, side="right") - 1, 0, n - 2)
+    u = ((x - knots[0]) * (cells / span)).astype(np.intp)
+    np.clip(u, 0, cells - 1, out=u)
+    k = lut[u]
+    del u
+    for _ in range(2):   # duplicated knots: one more step
+        k += (x >= knots[np.minimum(k + 1, n - 1)]) & (k < n - 2)
+    f = x - knots[k]
+    g = gaps[k]
+    np.divide(f, g, out=f, where=g > 0)
+    f[g <= 0] = 0.0
+    np.clip(f, 0.0, 1.0, out=f)
+    return k, f
+
+
 class CurvatureBias:
     """Bias of ``dh = ref - tba`` as a function of maximum curvature.
 
@@ -109,19 +158,21 @@ class CurvatureBias:
         idx = _sample_valid(valid.ravel(), self.subsample, self.seed)
         if idx.size < 10 * self.bins:
             raise ValueError(f"CurvatureBias: {idx.size} valid stable pixels, need >= {10 * self.bins}")
-        c = curvature.ravel()[idx].astype(np.float64)
-        d = dh.ravel()[idx].astype(np.float64)
-        order = np.argsort(c, kind="stable")
-        c, d = c[order], d[order]
-        v = None if second is None else second.ravel()[idx].astype(np.float64)[order]
+        c = curvature.ravel()[idx]
+        # Sorting the curvature in its own dtype (SIMD argsort of float32) is ~8x faster
+        # than a stable float64 sort; ties keep an arbitrary but fixed order.
+        order = np.argsort(c)
+        c = c[order].astype(np.float64)
+        d = dh.ravel()[idx][order].astype(np.float64)
+        v = None if second is None else second.ravel()[idx][order]
         # Equal-count bins on the sorted sample: quantile bins without ties trouble.
         cuts = np.linspace(0, c.size, self.bins + 1).round().astype(int)
-        xs, ys, ns, edges = [], [], [], [float(c[0])]
-        for lo, hi in zip(cuts[:-1], cuts[1:]):
-            xs.append(float(np.median(c[lo:hi])))
-            ys.append(float(np.median(d[lo:hi])))
-            ns.append(int(hi - lo))
-            edges.append(float(c[hi - 1]))
+        lo_, hi_ = cuts[:-1], cuts[1:]
+        # c is sorted: a bin's median curvature is its middle element(s).
+        xs = (0.5 * (c[(lo_ + hi_ - 1) // 2] + c[(lo_ + hi_) // 2])).tolist()
+        ys = [float(np.median(d[a:b])) for a, b in zip(lo_, hi_)]
+        ns = (hi_ - lo_).tolist()
+        edges = [float(c[0])] + c[hi_ - 1].tolist()
         x, y, n = np.array(xs), np.array(ys), np.array(ns, float)
         x0 = float(np.median(x))
         xscale = float(max(np.abs(x - x0).max(), 1e-12))
@@ -162,15 +213,22 @@ class CurvatureBias:
     def _fit_second(self, c, v, resid) -> None:
         nb = self.second_bins
         q = np.linspace(0.0, 1.0, nb + 1)
-        ec, ev = np.quantile(c, q), np.quantile(v, q)
-        ic = np.clip(np.searchsorted(ec, c, side="right") - 1, 0, nb - 1)
-        iv = np.clip(np.searchsorted(ev, v, side="right") - 1, 0, nb - 1)
+        # c is sorted; v is sorted once.  Quantile edges and bin numbers then come from
+        # positions in the sorted arrays instead of searches of every value.
+        ec = _sorted_quantiles(c, q)
+        order_v = np.argsort(v)
+        v_sorted = v[order_v].astype(np.float64)
+        ev = _sorted_quantiles(v_sorted, q)
+        ic = _sorted_bins(c, ec)
+        iv = np.empty(v.size, ic.dtype)
+        iv[order_v] = _sorted_bins(v_sorted, ev)
         cell = ic * nb + iv
-        order = np.argsort(cell, kind="stable")
-        cell, r = cell[order], resid[order]
-        starts = np.searchsorted(cell, np.arange(nb * nb + 1))
+        # Small integer keys: numpy's stable sort is then a radix sort.
+        order = np.argsort(cell.astype(np.int16) if nb * nb < 2 ** 15 else cell, kind="stable")
+        r = resid[order]
+        counts = np.bincount(cell, minlength=nb * nb)
+        starts = np.concatenate([[0], np.cumsum(counts)])
         table = np.zeros(nb * nb)
-        counts = np.diff(starts)
         for b in np.flatnonzero(counts >= self.min_count):
             table[b] = np.median(r[starts[b]:starts[b + 1]])
         self.meta["second"] = {"bins": nb, "min_count": self.min_count,
@@ -190,7 +248,9 @@ class CurvatureBias:
         if self.meta["fit"] == "polynomial":
             u = (cc - self.meta["x_centre"]) / self.meta["x_scale"]
             return np.polynomial.polynomial.polyval(u, np.array(self.meta["coefficients"]))
-        return np.interp(cc, self.meta["bin_curvature"], self.meta["bin_medians"])
+        k, f = _bracket(cc, np.asarray(self.meta["bin_curvature"], float))
+        ys = np.asarray(self.meta["bin_medians"], float)
+        return ys[k] + f * (ys[np.minimum(k + 1, ys.size - 1)] - ys[k])
 
 
     def predict(self, curvature, second=None) -> np.ndarray:
@@ -204,19 +264,25 @@ class CurvatureBias:
         lo, hi = self.meta["range"]
         cc = np.clip(curv.astype(np.float64), lo, hi)
         out = self._curve(cc)
+        del cc
         bad = ~np.isfinite(curv)
         sec = self.meta.get("second")
         if sec is not None:
             if second is None:
                 raise ValueError("this CurvatureBias was fitted with a second variable: pass it to predict()")
-            from scipy.interpolate import RegularGridInterpolator
-            xc, vc = np.array(sec["curvature_centres"]), np.array(sec["second_centres"])
             sv = np.asarray(second, dtype=np.float64)
             bad |= ~np.isfinite(sv)
-            interp = RegularGridInterpolator((xc, vc), np.array(sec["table"]), method="linear")
-            # NaN pixels are masked below; any in-range value keeps the interpolator quiet.
-            pts = np.stack([np.clip(np.nan_to_num(curv.astype(np.float64), nan=xc[0]), xc[0], xc[-1]).ravel(),
-                            np.clip(np.nan_to_num(sv, nan=vc[0]), vc[0], vc[-1]).ravel()], axis=1)
-            out = out + interp(pts).reshape(curv.shape)
+            # Bilinear between bin centres, held constant beyond the outer ones.
+            i, fi = _bracket(curv.astype(np.float64), np.array(sec["curvature_centres"]))
+            j, fj = _bracket(sv, np.array(sec["second_centres"]))
+            del sv
+            table = np.array(sec["table"])
+            nb_v = table.shape[1]
+            flat = table.ravel()
+            k = i * nb_v + j
+            i1 = np.minimum(i + 1, table.shape[0] - 1) - i
+            j1 = np.minimum(j + 1, nb_v - 1) - j
+            out += ((1 - fi) * ((1 - fj) * flat[k] + fj * flat[k + j1])
+                    + fi * ((1 - fj) * flat[k + i1 * nb_v] + fj * flat[k + i1 * nb_v + j1]))
         out = np.where(bad, np.nan, out)
         return out.astype(np.float32) if curv.dtype == np.float32 else out
