@@ -68,11 +68,18 @@ def test_series_accuracy_against_truth(year):
     assert max(r["nmad"] for r in rows) <= 0.1
     assert max(r["rmse"] for r in rows) <= 0.15
     assert min(r["ice_valid"] for r in rows) >= 0.9
-    # Terrain coefficient (px per m of height): within 5 % for the median pair; the pair with
-    # the smallest coefficient is the hardest (measured -13 %, docs/BENCHMARKS.md).
+    # Terrain coefficient (px per m of height), fitted against the LK effective heights. Its
+    # per-pair error is tracking noise on stable ground: 0.028 px/km RMS, max 0.071, over 44
+    # pairs of 4 seeds, the same with exact heights, either LK window or without the
+    # narrow-window nodes (docs/BENCHMARKS.md), i.e. 2-6 % of these coefficients. So: the
+    # issue's 5 % for the median pair; every pair within 0.075 px/km (here max 0.048 px/km,
+    # on the 0.45 px/km pair: -10.7 %); no common bias: the mean relative error over the 11
+    # pairs, whose noise is ~1.4 %, within 3 % (over 44 pairs: -0.4 %).
     h = np.array([r["h_rel"] for r in rows])
+    truth = np.array([s.model(k, k + 1)["range"]["height"] for k in range(N - 1)])
     assert np.median(np.abs(h)) <= 0.05
-    assert np.max(np.abs(h)) <= 0.15
+    assert np.max(np.abs(h * truth)) * 1000 <= 0.075
+    assert abs(np.mean(h)) <= 0.03
 
 
 def test_seasonal_speed_change_recovered(year):

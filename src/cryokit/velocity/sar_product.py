@@ -91,7 +91,7 @@ def _fingerprint(params: TrackParams, options: SarOptions, dem: str, mask: str |
     """Everything a pair's result depends on besides its two images."""
     return {"params": params.as_dict() | {"threads": None}, "heading": options.heading, "degree": options.degree,
             "dem": os.path.abspath(dem), "stable_mask": mask and os.path.abspath(mask),
-            "software": __version__}
+            "terrain_heights": "lk-effective", "software": __version__}
 
 
 def _pair_done(outdir: Path, name: str, inputs: list[str], fingerprint: dict) -> dict | None:
@@ -109,40 +109,19 @@ def _pair_done(outdir: Path, name: str, inputs: list[str], fingerprint: dict) ->
     return rec if rec.get("fingerprint") == fingerprint else None
 
 
-def node_heights(dem: np.ndarray, params: TrackParams) -> np.ndarray:
-    """Terrain height seen by each node's chip: the DEM (on the image grid) averaged with the
-    matcher's weighting, sampled at node centres.
-
-    A node's offset is the weighted mean over its chip, so its terrain offset follows the
-    chip-averaged height; regressing on the height at the node alone attenuated the fitted
-    terrain coefficient by 10-20 % on the synthetic series, the full LK window inflated it by
-    about 8 %.
-    """
-    from scipy import ndimage
-
-    # 0.7 x the LK window: the strain-adaptive narrow window takes part of the nodes on steep
-    # terrain; this factor gave unbiased terrain coefficients on the synthetic series.
-    sigma = 0.7 * (params.lk_window or 0.29) * params.chip
-    valid = np.isfinite(dem)
-    w = ndimage.gaussian_filter(valid.astype(np.float32), sigma, mode="nearest")
-    z = ndimage.gaussian_filter(np.where(valid, dem, 0).astype(np.float32), sigma,
-                                mode="nearest")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.where(w > 0.5, z / w, np.nan)
-    ny, nx = node_shape(dem.shape, params.step)
-    r = (np.arange(ny) + 0.5) * params.step
-    c = (np.arange(nx) + 0.5) * params.step
-    return ndimage.map_coordinates(z, np.meshgrid(r - 0.5, c - 0.5, indexing="ij"), order=1,
-                                   mode="nearest", cval=np.nan).astype(np.float32)
-
-
 # ----------------------------------------------------------------------------- one pair
 
 def process_pair(pair: tuple[int, int], *, paths: list[str], dates: list[dt.date], grid: Grid,
-                 ngrid: Grid, height: np.ndarray, stable: np.ndarray | None,
+                 ngrid: Grid, dem: np.ndarray, stable: np.ndarray | None,
                  params: TrackParams, options: SarOptions, outdir: str,
                  fingerprint: dict) -> dict:
-    """Track one pair, remove the orbit/terrain model, write its rasters and record."""
+    """Track one pair, remove the orbit/terrain model, write its rasters and record.
+
+    ``dem`` is the terrain height on the image grid. The terrain term is fitted against the
+    heights each node's offset actually responds to (:func:`.sar.effective_heights` of the
+    pair's reference image); the DEM smoothed by a fixed kernel attenuated or inflated the
+    coefficient depending on the texture and on how many nodes took the narrow LK window.
+    """
     i, j = pair
     t0 = time.perf_counter()
     a, b = (sar.log_amplitude(read_band(paths[k])) for k in (i, j))
@@ -152,6 +131,8 @@ def process_pair(pair: tuple[int, int], *, paths: list[str], dates: list[dt.date
     field = track_pair(a, b, params)
     t_match = time.perf_counter() - t0
     rng, az = sar.radar_components(field.dx, field.dy, options.heading)
+    # Heights as the tracker saw them: each node's chip weighted by its own LK window.
+    height, _ = sar.effective_heights(a, dem, params, options.heading, field.narrow)
     fit_mask = stable if stable is not None else np.ones(rng.shape, bool)
     model = sar.GeometryModel(options.degree).fit(rng, az, fit_mask, height)
     r, z = model.apply(rng, az, height)
@@ -209,9 +190,9 @@ def make_sar_velocity(images: list[str], outdir: str, dem: str,
         raise UserError(f"images of {grid.width} x {grid.height} px give fewer than 3 x 3 "
                         f"nodes at step {params.step}", paths[0])
     ngrid = Grid(grid.crs, grid.transform @ Affine.scale(params.step), nx, ny)
-    height = node_heights(reproject_band(dem, grid, resampling=Resampling.bilinear), params)
-    if not np.isfinite(height).any():
-        raise UserError("does not overlap the images (no height on the node grid)", dem)
+    dem_px = reproject_band(dem, grid, resampling=Resampling.bilinear)
+    if not np.isfinite(dem_px).any():
+        raise UserError("does not overlap the images (no height on the image grid)", dem)
     stable = None
     if stable_mask:
         from ..vector import load_mask  # geopandas is imported only when a mask is used
@@ -237,7 +218,7 @@ def make_sar_velocity(images: list[str], outdir: str, dem: str,
     results = parallel.run_tasks(
         process_pair, todo, workers=options.workers, scheduler=options.scheduler,
         progress=options.progress, description="tracking pairs", on_error="collect",
-        shared=dict(paths=paths, dates=dates, grid=grid, ngrid=ngrid, height=height,
+        shared=dict(paths=paths, dates=dates, grid=grid, ngrid=ngrid, dem=dem_px,
                     stable=stable, params=params, options=options, outdir=str(out),
                     fingerprint=fp))
     failures = []
@@ -392,8 +373,9 @@ def _records(out: Path, report: dict, dates, ngrid: Grid, options: SarOptions) -
                   f"stable ground and removed. {quality}."),
         source=", ".join(os.path.basename(i["path"]) for i in report["images"]),
         method=("log-amplitude normalised cross-correlation with Lucas-Kanade sub-pixel "
-                "refinement; offsets = polynomial(x, y) + height terms fitted on stable ground "
-                "by trimmed least squares and removed; cumulative series by weighted least "
+                "refinement; offsets = polynomial(x, y) + a term in terrain height (the DEM "
+                "averaged as each node's LK window weights it) fitted on stable ground by "
+                "trimmed least squares and removed; cumulative series by weighted least "
                 "squares over the pair network; robust quality-weighted mean velocity"),
         quality=quality, place=options.place, licence=options.licence,
         temporal_resolution=f"{(dates[1] - dates[0]).days} days",

@@ -107,7 +107,11 @@ class TrackParams:
 
 @dataclass
 class NodeField:
-    """Per-node result on the node grid (ny, nx): offsets in px and quality layers."""
+    """Per-node result on the node grid (ny, nx): offsets in px and quality layers.
+
+    ``narrow`` is True where the strain-adaptive narrow LK window gave the estimate (which
+    window weighted the chip matters to anything regressed on node-scale covariates, such as
+    the terrain term of SAR offsets)."""
 
     dy: np.ndarray
     dx: np.ndarray
@@ -116,6 +120,7 @@ class NodeField:
     valid: np.ndarray = None
     filled: np.ndarray = None
     flags: dict = None
+    narrow: np.ndarray = None
 
 
 def node_shape(shape: tuple[int, int], step: int) -> tuple[int, int]:
@@ -213,7 +218,8 @@ def match_window(ref: np.ndarray, sec: np.ndarray, r0: np.ndarray, c0: np.ndarra
 
     ``ref`` and ``sec`` are windows of the two images (same origin) that contain every template
     and search area plus :func:`window_margin` px; ``r0, c0`` are template origins in window
-    coordinates. Returns flat arrays dy, dx (px, NaN where unmatched), peak, snr.
+    coordinates. Returns flat arrays dy, dx (px, NaN where unmatched), peak, snr, and narrow
+    (True where the narrow LK window gave the estimate).
     """
     search = params.fine_search if search is None else search
     a, b = _prepared(ref, params), _prepared(sec, params)
@@ -225,8 +231,8 @@ def match_window(ref: np.ndarray, sec: np.ndarray, r0: np.ndarray, c0: np.ndarra
         params = replace(params, chip=params.chip * f, oversample=1)
         search = search * f
     ma, mb = (filters.orientation(a), filters.orientation(b)) if params.matcher == "oc" else (a, b)
-    ry, rx, peak, snr, _ = _match_prepared(a, b, ma, mb, r0, c0, centre_dy, centre_dx, params,
-                                           search)
+    ry, rx, peak, snr, _, narrow = _match_prepared(a, b, ma, mb, r0, c0, centre_dy, centre_dx,
+                                                   params, search)
     k = params.gap_chip_factor
     if k > 1 and not (np.isfinite(a).all() and np.isfinite(b).all()):
         r0, c0 = np.asarray(r0, np.int64), np.asarray(c0, np.int64)
@@ -246,11 +252,11 @@ def match_window(ref: np.ndarray, sec: np.ndarray, r0: np.ndarray, c0: np.ndarra
                                   search, relax=(big.chip / params.chip) ** 2)
             with np.errstate(invalid="ignore"):
                 take = out[4] <= params.gap_max_sigma
-            for full, part in zip((ry, rx, peak, snr), out):
+            for full, part in zip((ry, rx, peak, snr, narrow), out[:4] + out[5:]):
                 full[j[take]] = part[take]
     if f > 1:
         ry, rx = ry / f, rx / f
-    return ry, rx, peak, snr
+    return ry, rx, peak, snr, narrow
 
 
 def _match_prepared(a, b, ma, mb, r0, c0, centre_dy, centre_dx, params: TrackParams, search,
@@ -272,6 +278,7 @@ def _match_prepared(a, b, ma, mb, r0, c0, centre_dy, centre_dx, params: TrackPar
                                   iterations=params.lk_iterations, window=params.lk_window,
                                   threads=params.threads, sigma=True, min_valid=min_valid)
     ry, rx, se = refined
+    strained = np.zeros(ry.shape, bool)
     if params.lk_narrow:
         sw = se
         # Two iterations suffice: the narrow pass starts from the wide pass's estimate.
@@ -284,7 +291,7 @@ def _match_prepared(a, b, ma, mb, r0, c0, centre_dy, centre_dx, params: TrackPar
             strained = np.hypot(ny_ - ry, nx_ - rx) > params.lk_switch * noise
         ry, rx = np.where(strained, ny_, ry), np.where(strained, nx_, rx)
         se = np.where(strained, sn, sw)
-    return ry, rx, peak, snr, se
+    return ry, rx, peak, snr, se, strained
 
 
 def _oversampled(img: np.ndarray, f: int) -> np.ndarray:
@@ -350,10 +357,11 @@ def track_pair(ref: np.ndarray, sec: np.ndarray, params: TrackParams = TrackPara
     centres, search = search_centres(ref, sec, (ny, nx), params, prior)
     R, C = np.meshgrid(node_origins(ny, params.step, params.chip),
                        node_origins(nx, params.step, params.chip), indexing="ij")
-    dy, dx, peak, snr = match_window(ref, sec, R.ravel(), C.ravel(), centres[0].ravel(),
-                                     centres[1].ravel(), params, search)
+    dy, dx, peak, snr, narrow = match_window(ref, sec, R.ravel(), C.ravel(),
+                                             centres[0].ravel(), centres[1].ravel(), params,
+                                             search)
     field = NodeField(dy.reshape(ny, nx), dx.reshape(ny, nx), peak.reshape(ny, nx),
-                      snr.reshape(ny, nx))
+                      snr.reshape(ny, nx), narrow=narrow.reshape(ny, nx))
     return clean_field(field, params)
 
 
