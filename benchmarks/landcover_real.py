@@ -5,8 +5,26 @@ spatially split, train on columns < 50, test on columns >= 50.  NC Landsat-7 (GR
 sample data): train on the labelled pixels, assess against ``strata.tif`` on every other
 pixel.  Prints OA, kappa, macro-F1 and per-class F1 for each setting.
 
-Run: ``python benchmarks/landcover_real.py``.  ``tests/test_landcover_real.py`` imports the
-loaders :func:`slovenia` and :func:`nc_landsat` from here.
+Run: ``python benchmarks/landcover_real.py`` (test split; a few minutes).
+``python benchmarks/landcover_real.py --select`` chooses the setting without looking at any
+test pixel: spatially blocked 5-fold cross-validation (:func:`blocked_folds`, 10 px blocks on
+Slovenia, 30 px on NC) on the *training* pixels of both datasets, out-of-fold predictions
+pooled, 3 seeds; each candidate's gain over the scikit-learn RF in the same folds on OA and
+macro-F1 (Slovenia) and OA, kappa and macro-F1 (NC); the chosen setting maximises the
+smallest of these five gains (rounded to 0.001: smaller differences are noise), ties broken
+by the mean gain (2-10 minutes on 2 cores).  ``--select --strips`` uses full-height strips
+of 10 (30) columns instead of square blocks, which mimics the column split of the test.
+
+Result (3 seeds; details in the report of issue 6): square-block CV chose :data:`CHOSEN`
+(``rf``, ``balance="sqrt"``, ``min_samples_leaf=3``, ``max_features=0.3``); on the Slovenia
+test columns it raises macro-F1 (0.449 vs 0.423) but loses OA (0.813 vs 0.830), and it loses
+on NC.  Strip CV chose ``rf subsample``: Slovenia OA 0.861 but macro-F1 0.418.  The CV
+estimates on the training columns (OA ~0.93) do not carry over to the test columns (OA ~0.83:
+more grassland and road pixels, a class never seen in training), so the target "above the RF
+on both OA and macro-F1" is not met by a setting chosen without looking at the test pixels.
+
+``tests/test_landcover_real.py`` imports the loaders :func:`slovenia` and :func:`nc_landsat`,
+:data:`CANDIDATES`, :data:`CHOSEN` and :func:`select` from here.
 """
 
 from __future__ import annotations
@@ -19,6 +37,7 @@ import rasterio
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import cohen_kappa_score, f1_score
 
+from cryokit.landcover.accuracy import blocked_folds
 from cryokit.landcover.classify import GlobalClassifier, LocalClassifier
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "landcover"
@@ -70,7 +89,29 @@ def scores(y, p):
                 y, p, average=None, labels=np.unique(y)))}}
 
 
+#: Candidates of ``--select`` (GlobalClassifier keyword arguments).
+CANDIDATES = {
+    "rf": dict(),
+    "rf balanced": dict(balance="balanced"),
+    "rf sqrt": dict(balance="sqrt"),
+    "rf subsample": dict(balance="subsample"),
+    "rf sqrt leaf2": dict(balance="sqrt", min_samples_leaf=2),
+    "rf sqrt leaf3": dict(balance="sqrt", min_samples_leaf=3),
+    "rf sqrt leaf5": dict(balance="sqrt", min_samples_leaf=5),
+    "rf balanced leaf3": dict(balance="balanced", min_samples_leaf=3),
+    "rf sqrt leaf3 mf0.3": dict(balance="sqrt", min_samples_leaf=3, max_features=0.3),
+    "lgbm balanced": dict(model="lgbm", n_estimators=100, balance="balanced"),
+    "lgbm sqrt": dict(model="lgbm", n_estimators=100, balance="sqrt"),
+    "rf+lgbm sqrt": dict(model="rf+lgbm", n_estimators=100, balance="sqrt"),
+}
+#: The setting chosen by ``--select`` (blocked CV on training pixels only).
+CHOSEN = "rf sqrt leaf3 mf0.3"
+CV_BLOCK = {"Slovenia": 10, "NC": 30}
+
 SETTINGS = {
+    f"cryokit {CHOSEN} (CV-selected)": lambda: GlobalClassifier(**CANDIDATES[CHOSEN]),
+    "cryokit rf subsample (strip-CV-selected)": lambda: GlobalClassifier(
+        **CANDIDATES["rf subsample"]),
     "cryokit rf global": lambda: GlobalClassifier(),
     "cryokit rf global balanced": lambda: GlobalClassifier(balance=True),
     "cryokit rf 100 trees balanced": lambda: GlobalClassifier(balance=True, n_estimators=100),
@@ -104,8 +145,63 @@ def run(name, data, seeds=(0, 1, 2)):
               + " ".join(f"{k}:{v:.2f}" for k, v in per.items()) + flag)
 
 
+def blocked_cv(data, block, candidates=CANDIDATES, seeds=(0, 1, 2), k=5, strips=False):
+    """Mean OA, kappa, macro-F1 of out-of-fold predictions on the training pixels only, for
+    the scikit-learn RF (key ``"sklearn RF"``) and each candidate: {name: (OA, kappa, mF1)}.
+    ``strips``: the blocks are full-height strips of ``block`` columns (extrapolation across
+    columns, like the Slovenia test split) instead of squares."""
+    f, y, r, c, tr, _ = data
+    X, Y, R, C = f[tr], y[tr], r[tr], c[tr]
+    if strips:
+        R = np.zeros_like(R)
+    out = {}
+    for seed in seeds:
+        folds = blocked_folds(R, C, block, k=k, seed=seed)
+        pred = {name: np.zeros_like(Y) for name in ["sklearn RF", *candidates]}
+        for i in range(k):
+            a, v = folds != i, folds == i
+            pred["sklearn RF"][v] = RandomForestClassifier(
+                100, random_state=seed, n_jobs=2).fit(X[a], Y[a]).predict(X[v])
+            for name, kw in candidates.items():
+                pred[name][v] = GlobalClassifier(seed=seed, **kw).fit(X[a], Y[a]).predict(X[v])
+        for name, p in pred.items():
+            s = scores(Y, p)
+            out.setdefault(name, []).append((s["OA"], s["kappa"], s["macro_F1"]))
+    return {name: tuple(np.mean(v, axis=0)) for name, v in out.items()}
+
+
+def select(results):
+    """The candidate maximising its smallest gain over the RF (Slovenia OA and macro-F1, NC
+    OA, kappa and macro-F1; rounded to 0.001), ties broken by the mean gain."""
+    gains = {}
+    for name in results["Slovenia"]:
+        if name == "sklearn RF":
+            continue
+        g = [results[d][name][m] - results[d]["sklearn RF"][m]
+             for d, ms in (("Slovenia", (0, 2)), ("NC", (0, 1, 2))) for m in ms]
+        gains[name] = (round(min(g), 3), float(np.mean(g)))
+    return max(gains, key=gains.get), gains
+
+
+def main_select(strips=False):
+    results = {"Slovenia": blocked_cv(slovenia(), CV_BLOCK["Slovenia"], strips=strips),
+               "NC": blocked_cv(nc_landsat(), CV_BLOCK["NC"], strips=strips)}
+    best, gains = select(results)
+    print(f"blocked CV ({'column strips' if strips else 'square blocks'}) on training pixels "
+          "(mean of seeds 0-2): OA kappa mF1 per dataset; "
+          "gain = smallest / mean gain over the RF")
+    for name in results["Slovenia"]:
+        row = "  ".join(" ".join(f"{v:.4f}" for v in results[d][name]) for d in results)
+        g = gains.get(name)
+        print(f"{name:22s} {row}" + (f"  gain {g[0]:+.3f} / {g[1]:+.4f}" if g else ""))
+    print(f"chosen: {best}" + ("" if best == CHOSEN else f"  (CHOSEN in this file: {CHOSEN})"))
+
+
 if __name__ == "__main__":
     if not DATA.exists():
         sys.exit(f"data not found: {DATA}")
+    if "--select" in sys.argv:
+        main_select(strips="--strips" in sys.argv)
+        sys.exit(0)
     run("Slovenia S2 patch (spatial split: train cols < 50)", slovenia())
     run("NC Landsat-7 (train: labelled pixels; test: strata.tif elsewhere)", nc_landsat())

@@ -1,5 +1,6 @@
 """Classifiers: compiled forest = scikit-learn, local beats global on a drifting scene,
-seamless blending, fall-back to the global model, LightGBM option, model files."""
+seamless blending, fall-back to the global model, LightGBM option, class balancing, the
+rf+lgbm ensemble, model files."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 
 from cryokit.errors import UserError
-from cryokit.landcover.classify import GlobalClassifier, LocalClassifier
+from cryokit.cli import main
+from cryokit.landcover.classify import GlobalClassifier, LocalClassifier, class_weights
 from cryokit.landcover.forest import compile_forest
 from cryokit.landcover.legend import CALC2020
 from cryokit.landcover.model_io import TrainedModel, load_model, save_model
@@ -105,3 +107,60 @@ def test_model_roundtrip_and_feature_check(tmp_path, scene):
         load_model(path, ["x"] + scene.names[1:])
     with pytest.raises(UserError, match="9 features"):
         load_model(path, scene.names[:3])
+
+
+def test_class_weights():
+    y = np.array([3] * 900 + [7] * 100)
+    for name, ratio in (("balanced", 9.0), ("sqrt", 3.0), (True, 9.0)):
+        w = class_weights(y, name)
+        assert w[7] / w[3] == pytest.approx(ratio)            # (900/100)^1 or ^0.5
+        assert (w[3] * 900 + w[7] * 100) / 1000 == pytest.approx(1.0)  # mean weight 1
+    assert class_weights(y, "none") is None and class_weights(y, False) is None
+    with pytest.raises(ValueError, match="balance"):
+        class_weights(y, "half")
+
+
+def _rare_class_data(seed=0):
+    """A rare class (5 %) overlapping a common one: weighting moves the boundary toward it."""
+    rng = np.random.default_rng(seed)
+    y = np.where(rng.random(4000) < 0.05, 2, 1)
+    X = (y[:, None] == 2) * 1.0 + rng.normal(0, 1.0, (4000, 2))
+    return X.astype(np.float32), y
+
+
+def test_balance_options_trade_oa_for_rare_recall():
+    X, y = _rare_class_data(0)
+    Xt, yt = _rare_class_data(1)
+    recall, oa = {}, {}
+    for b in ("none", "sqrt", "balanced", "subsample"):
+        clf = GlobalClassifier(balance=b, n_estimators=32, max_depth=8, min_samples_leaf=3,
+                               n_jobs=1).fit(X, y)
+        assert clf.model_ is not None and clf.model_.depth == 8   # compiled fast path kept
+        p = clf.predict(Xt)
+        recall[b], oa[b] = float((p[yt == 2] == 2).mean()), float((p == yt).mean())
+    # overlapping classes at 1 sigma: unweighted trees almost never call the rare class,
+    # inverse-count weights call it often; the square-root weights sit in between
+    assert recall["none"] < recall["sqrt"] < recall["balanced"], recall
+    assert oa["none"] > oa["sqrt"] > oa["balanced"], oa
+    assert recall["subsample"] > recall["none"]
+
+
+def test_rf_plus_lgbm_averages_probabilities(scene, tmp_path):
+    X = scene.sample_table()
+    kw = dict(n_estimators=20, max_depth=8, n_jobs=1, balance="sqrt")
+    both = GlobalClassifier("rf+lgbm", **kw).fit(X, scene.labels)
+    rf = GlobalClassifier("rf", **kw).fit(X, scene.labels)
+    gb = GlobalClassifier("lgbm", **kw).fit(X, scene.labels)
+    p = both.predict_proba(X[:500])
+    assert np.allclose(p, (rf.predict_proba(X[:500]) + gb.predict_proba(X[:500])) / 2, atol=1e-5)
+    assert both.params["model"] == "rf+lgbm" and both.params["balance"] == "sqrt"
+    path = tmp_path / "e.joblib"
+    save_model(TrainedModel(both, scene.names, CALC2020, {"notes": []}), path)
+    assert np.array_equal(load_model(path).classifier.predict(X[:500]), both.predict(X[:500]))
+
+
+def test_cli_rejects_unknown_balance(tmp_path):
+    out = tmp_path / "m.joblib"
+    assert main(["landcover", "train", str(tmp_path / "f.tif"), "--labels",
+                 str(tmp_path / "l.gpkg"), "-o", str(out), "--balance", "half"]) == 2
+    assert not out.exists()

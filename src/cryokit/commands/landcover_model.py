@@ -17,12 +17,14 @@ def train(
     labels: Path = typer.Option(..., "--labels", help="Training labels: points or polygons (any OGR format) or a label raster (class codes, 0 = unlabelled); reprojected onto the stack grid."),
     out: Path = typer.Option(..., "-o", "--output", help="Model file to write (joblib); MODEL.json beside it holds legend, feature names and parameters."),
     label_column: Optional[str] = typer.Option(None, "--label-column", help="Attribute with the class codes or names (default: first of class, code, label, ...)."),
-    balance: bool = typer.Option(False, "--balance/--no-balance", help="Weight classes inversely to their sample counts."),
-    model: str = typer.Option("rf", "--model", help="rf (random forest, compiled for fast prediction) or lgbm (LightGBM)."),
+    balance: str = typer.Option("none", "--balance", help="Class weights: none; balanced (inverse of the class sample counts: rare-class recall up, overall accuracy usually down); sqrt (inverse square root of the counts: a compromise); subsample (rf: balanced weights recomputed on each tree's bootstrap sample)."),
+    model: str = typer.Option("rf", "--model", help="rf (random forest, compiled for fast prediction), lgbm (LightGBM) or rf+lgbm (mean of both models' class probabilities; prediction as slow as lgbm)."),
     local: Optional[int] = typer.Option(None, "--local", help="Locally adaptive: one model per tile of this many pixels, trained on the tile and its neighbours, blended at edges (default: one global model)."),
     legend: Optional[Path] = typer.Option(None, "--legend", help="Legend file (JSON or CSV code,name,colour); default CALC-2020 (codes 1-10)."),
     trees: int = typer.Option(64, "--trees", help="Trees (rf) or boosting rounds (lgbm) per model."),
     max_depth: int = typer.Option(12, "--max-depth", help="Tree depth limit of rf models (<= 13 uses the fastest inference layout)."),
+    min_leaf: int = typer.Option(1, "--min-leaf", help="Fewest training samples in an rf leaf (1 = fully grown trees)."),
+    max_features: Optional[float] = typer.Option(None, "--max-features", help="Fraction (0-1] of the features an rf split chooses from (default: sqrt(n) of n features)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
 ):
     """Train a land cover classifier on labelled pixels of a feature stack.
@@ -30,21 +32,29 @@ def train(
     A labelled class missing from the legend is an error; legend classes without samples are
     noted in MODEL.json and never predicted.  Samples with a NaN feature are dropped.
     """
-    from ..landcover.classify import MODELS
+    from ..landcover.classify import BALANCES, MODELS
     from ..landcover.product import TrainOptions, train_model
     from ..errors import UserError
 
     if model not in MODELS:
         raise UserError(f"--model must be one of {', '.join(MODELS)}, got {model!r}")
+    if balance not in BALANCES:
+        raise UserError(f"--balance must be one of {', '.join(BALANCES)}, got {balance!r}")
+    if min_leaf < 1:
+        raise UserError(f"--min-leaf must be >= 1, got {min_leaf}")
+    if max_features is not None and not 0 < max_features <= 1:
+        raise UserError(f"--max-features must be in (0, 1], got {max_features}")
     if local is not None and local < 8:
         raise UserError(f"--local tile size must be >= 8 pixels, got {local}")
     opts = TrainOptions(label_column=label_column, model=model, balance=balance, local=local,
                         legend=str(legend) if legend else None, n_estimators=trees,
-                        max_depth=max_depth, seed=seed)
+                        max_depth=max_depth, min_samples_leaf=min_leaf,
+                        max_features="sqrt" if max_features is None else max_features,
+                        seed=seed)
     m = train_model(str(features), str(labels), str(out), opts)
     rows = [("samples", f"{m.info['n_samples']} ({m.info['dropped_nan_samples']} dropped: NaN)"),
             ("classes", ", ".join(f"{k} {v}" for k, v in m.info["samples"].items())),
-            ("model", f"{model}, {'local ' + str(local) + ' px tiles, ' + str(m.info['local_models']) + ' local models' if local else 'global'}")]
+            ("model", f"{model}, balance {balance}, {'local ' + str(local) + ' px tiles, ' + str(m.info['local_models']) + ' local models' if local else 'global'}")]
     rows += [("note", n) for n in m.info["notes"]]
     summary("cryokit landcover train", rows + [("output", str(out))])
 

@@ -10,8 +10,12 @@ At prediction the class probabilities of the four tile models whose centres surr
 pixel are blended with bilinear weights, so the map shows no seams at tile edges.
 
 Models: ``"rf"`` = scikit-learn random forest, depth-limited and compiled for fast inference
-(:mod:`.forest`); ``"lgbm"`` = LightGBM gradient boosting.  ``balance=True`` weights classes
-inversely to their sample counts.
+(:mod:`.forest`); ``"lgbm"`` = LightGBM gradient boosting; ``"rf+lgbm"`` = the mean of both
+models' class probabilities.  Class balancing (``balance``, :data:`BALANCES`): ``"none"``;
+``"balanced"`` (or ``True``) weights each class inversely to its sample count, which raises
+rare-class recall at the cost of overall accuracy; ``"sqrt"`` weights by the inverse square
+root of the count, the usual compromise between the two; ``"subsample"`` (rf) draws the
+balanced weights again for each tree's bootstrap sample.
 
 Samples are rows of ``X`` (n, n_features) with their pixel ``rows``/``cols``; NaN rows must be
 removed by the caller (the product maps them to nodata).
@@ -19,13 +23,45 @@ removed by the caller (the product maps them to nodata).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
 from .forest import FlatForest, compile_forest
 
-MODELS = ("rf", "lgbm")
+MODELS = ("rf", "lgbm", "rf+lgbm")
+BALANCES = ("none", "balanced", "sqrt", "subsample")
+
+
+def balance_name(balance) -> str:
+    """Canonical balancing name: ``True`` -> ``"balanced"``, ``False``/``None`` -> ``"none"``."""
+    if balance is True:
+        return "balanced"
+    if balance is False or balance is None:
+        return "none"
+    if balance not in BALANCES:
+        raise ValueError(f"balance must be one of {BALANCES}, got {balance!r}")
+    return balance
+
+
+def class_weights(y: np.ndarray, balance) -> dict | None:
+    """Per-class weights for ``balance`` (None = unweighted); mean sample weight is 1.
+
+    Examples
+    --------
+    >>> y = np.array([1] * 90 + [2] * 10)
+    >>> {k: round(v, 2) for k, v in class_weights(y, "balanced").items()}
+    {1: 0.56, 2: 5.0}
+    >>> {k: round(v, 2) for k, v in class_weights(y, "sqrt").items()}
+    {1: 0.83, 2: 2.5}
+    """
+    name = balance_name(balance)
+    if name == "none":
+        return None
+    classes, counts = np.unique(y, return_counts=True)
+    w = 1.0 / counts if name != "sqrt" else 1.0 / np.sqrt(counts)
+    w *= y.size / float((w * counts).sum())
+    return {int(c): float(v) for c, v in zip(classes, w)}
 
 
 @dataclass
@@ -39,27 +75,48 @@ class ModelParams:
     max_depth: int = 12
     num_leaves: int = 31            # lgbm
     learning_rate: float = 0.1      # lgbm
-    balance: bool = False
+    balance: str = "none"
     seed: int = 0
     n_jobs: int = 2
+    min_samples_leaf: int = 1       # rf
+    max_features: str | float = "sqrt"  # rf: features tried per split
+
+
+@dataclass
+class Ensemble:
+    """Several fitted models whose class probabilities are averaged (``model="rf+lgbm"``)."""
+
+    models: list
+    classes: np.ndarray
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return sum(model_proba(m, X, self.classes) for m in self.models) / len(self.models)
 
 
 def fit_model(X: np.ndarray, y: np.ndarray, p: ModelParams):
-    """Fit one estimator; returns a :class:`FlatForest` (rf) or an ``LGBMClassifier``."""
+    """Fit one estimator; returns a :class:`FlatForest` (rf), an ``LGBMClassifier`` (lgbm)
+    or an :class:`Ensemble` of both (rf+lgbm)."""
+    balance = balance_name(p.balance)
+    weights = class_weights(y, balance)
     if p.model == "rf":
         from sklearn.ensemble import RandomForestClassifier
 
-        rf = RandomForestClassifier(n_estimators=p.n_estimators, max_depth=p.max_depth,
-                                    class_weight="balanced" if p.balance else None,
-                                    random_state=p.seed, n_jobs=p.n_jobs)
+        rf = RandomForestClassifier(
+            n_estimators=p.n_estimators, max_depth=p.max_depth,
+            min_samples_leaf=p.min_samples_leaf, max_features=p.max_features,
+            class_weight="balanced_subsample" if balance == "subsample" else weights,
+            random_state=p.seed, n_jobs=p.n_jobs)
         return compile_forest(rf.fit(X, y))
     if p.model == "lgbm":
         from lightgbm import LGBMClassifier
 
+        # LightGBM has no per-tree resampling: "subsample" means plain balanced weights
         return LGBMClassifier(n_estimators=p.n_estimators, num_leaves=p.num_leaves,
-                              learning_rate=p.learning_rate,
-                              class_weight="balanced" if p.balance else None,
+                              learning_rate=p.learning_rate, class_weight=weights,
                               random_state=p.seed, n_jobs=p.n_jobs, verbose=-1).fit(X, y)
+    if p.model == "rf+lgbm":
+        return Ensemble([fit_model(X, y, replace(p, model=m)) for m in ("rf", "lgbm")],
+                        np.unique(y))
     raise ValueError(f"model must be one of {MODELS}, got {p.model!r}")
 
 
@@ -67,6 +124,9 @@ def model_proba(m, X: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """Probabilities of model ``m`` as float32 columns of ``classes`` (absent classes 0)."""
     out = np.zeros((X.shape[0], classes.size), np.float32)
     if X.shape[0] == 0:
+        return out
+    if isinstance(m, Ensemble):
+        out[:, np.searchsorted(classes, m.classes)] = m.predict_proba(X)
         return out
     p = m.predict_proba(X) if isinstance(m, FlatForest) else m.predict_proba(
         np.asarray(X, np.float32), num_threads=m.n_jobs)
@@ -100,13 +160,15 @@ class GlobalClassifier:
 
     kind = "global"
 
-    def __init__(self, model: str = "rf", *, balance: bool = False, n_estimators: int = 64,
-                 max_depth: int = 12, num_leaves: int = 31, learning_rate: float = 0.1,
-                 seed: int = 0, n_jobs: int = 2):
+    def __init__(self, model: str = "rf", *, balance: bool | str = "none",
+                 n_estimators: int = 64, max_depth: int = 12, num_leaves: int = 31,
+                 learning_rate: float = 0.1, seed: int = 0, n_jobs: int = 2,
+                 min_samples_leaf: int = 1, max_features: str | float = "sqrt"):
         if model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {model!r}")
         self.model_params = ModelParams(model, n_estimators, max_depth, num_leaves,
-                                        learning_rate, balance, seed, n_jobs)
+                                        learning_rate, balance_name(balance), seed, n_jobs,
+                                        min_samples_leaf, max_features)
         self.classes_: np.ndarray | None = None
         self.n_features_: int | None = None
         self.model_ = None

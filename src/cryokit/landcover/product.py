@@ -44,13 +44,20 @@ _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 
 @dataclass(frozen=True)
 class TrainOptions:
+    """Training options of the product (defaults: one global rf, unweighted, fully grown
+    leaves, sqrt(n) features per split).  The class balancing and tree options that spatially
+    blocked cross-validation preferred did not beat the plain forest on the held-out real
+    test areas (``benchmarks/landcover_real.py``), so they stay options."""
+
     label_column: str | None = None
     model: str = "rf"
-    balance: bool = False
+    balance: bool | str = "none"      # none | balanced | sqrt | subsample (classify.BALANCES)
     local: int | None = None          # tile size in pixels; None = one global model
     legend: str | None = None         # legend file; None = CALC-2020
     n_estimators: int = 64
     max_depth: int = 12
+    min_samples_leaf: int = 1         # rf
+    max_features: str | float = "sqrt"  # rf: features tried per split ("sqrt" or a fraction)
     seed: int = 0
 
 
@@ -127,7 +134,8 @@ def train_model(features: str | os.PathLike, labels: str | os.PathLike, out: str
         raise UserError(f"labels hold a single class ({legend.name(int(present[0]))}); "
                         "training needs at least two", labels)
     kw = dict(model=options.model, balance=options.balance, n_estimators=options.n_estimators,
-              max_depth=options.max_depth, seed=options.seed)
+              max_depth=options.max_depth, min_samples_leaf=options.min_samples_leaf,
+              max_features=options.max_features, seed=options.seed)
     clf = (LocalClassifier(options.local, **kw) if options.local else GlobalClassifier(**kw))
     clf.fit(X, y, rows, cols)
     missing = [c for c in legend.codes if c not in present]
@@ -252,8 +260,9 @@ def _records(folder: Path, *, item_id: str, grid: Grid, names, features: str, mo
                  "note": "accuracy not assessed here: run 'cryokit landcover assess' against "
                          "independent reference data", "notes": model.info.get("notes", [])},
         units={"class": "class code", "confidence": "percent"}, place=region,
-        keywords=["land cover", "classification", "random forest" if p["model"] == "rf"
-                  else "gradient boosting"],
+        keywords=["land cover", "classification",
+                  *(["random forest"] if "rf" in p["model"] else []),
+                  *(["gradient boosting"] if "lgbm" in p["model"] else [])],
         extra={"legend": model.legend.to_dict()})
 
 
