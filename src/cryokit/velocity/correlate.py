@@ -7,8 +7,8 @@ right, y = rows downward: a feature at (r, c) in REF is found at (r + dy, c + dx
 
 NCC surfaces of gap-free chips come from a fused numba kernel (:mod:`.ncc_kernel`, direct sums
 in parallel over nodes); orientation correlation, and NCC when ``CRYOKIT_NCC=opencv``, use
-OpenCV's ``matchTemplate`` (one call per node, no Python loop over surface pixels). Chips that touch nodata use a batched
-masked NCC in the Fourier domain (Padfield 2012) so that gaps are left out rather than filled.
+OpenCV's ``matchTemplate`` (one call per node, no Python loop over surface pixels). Chips that
+touch nodata use a batched masked NCC in the Fourier domain (Padfield 2012) so that gaps are left out rather than filled.
 Sub-pixel positions come from a 3-point Gaussian fit refined by a masked, normalised
 Lucas-Kanade iteration on the chips themselves, which removes the pixel-locking bias of
 peak-fitting (a few hundredths of a pixel on textured ice).

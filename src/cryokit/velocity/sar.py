@@ -20,8 +20,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..robust import nmad
-from . import filters
-from .track import TrackParams, node_origins, node_shape
+from .track import TrackParams, _prepared, node_origins, node_shape
 
 # Sentinel-1 IW GRD at 20 m: speckle needs larger chips and lower peak thresholds than optical
 # texture. A chip of 64 px (1.3 km) keeps the stable residual NMAD under 0.1 px for 4-look
@@ -150,8 +149,7 @@ def effective_heights(image: np.ndarray, height: np.ndarray, params: TrackParams
     >>> bool(np.allclose(hr, 250.0) and np.allclose(ha, 0.0, atol=1e-6))   # flat: no change
     True
     """
-    a = filters.prefilter(np.asarray(image, np.float32), params.prefilter, sigma=params.sigma,
-                          window=params.wallis_window)
+    a = _prepared(np.asarray(image, np.float32), params)   # exactly what the matcher reads
     gy, gx = np.gradient(a)
     h = np.asarray(height, np.float64)
     valid = np.isfinite(gx) & np.isfinite(gy) & np.isfinite(h)

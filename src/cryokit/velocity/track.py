@@ -233,30 +233,40 @@ def match_window(ref: np.ndarray, sec: np.ndarray, r0: np.ndarray, c0: np.ndarra
     ma, mb = (filters.orientation(a), filters.orientation(b)) if params.matcher == "oc" else (a, b)
     ry, rx, peak, snr, _, narrow = _match_prepared(a, b, ma, mb, r0, c0, centre_dy, centre_dx,
                                                    params, search)
-    k = params.gap_chip_factor
-    if k > 1 and not (np.isfinite(a).all() and np.isfinite(b).all()):
-        r0, c0 = np.asarray(r0, np.int64), np.asarray(c0, np.int64)
-        cy, cx = np.asarray(centre_dy, np.int64), np.asarray(centre_dx, np.int64)
-        m = params.chip + 2 * search
-        gappy = ((correlate.window_counts(~np.isfinite(a), r0, c0, params.chip, params.chip,
-                                          outside=False) > 0)
-                 | (correlate.window_counts(~np.isfinite(b), r0 + cy - search, c0 + cx - search,
-                                            m, m, outside=False) > 0))
-        with np.errstate(invalid="ignore"):
-            failed = ~np.isfinite(ry) | (peak < params.min_peak) | (snr < params.min_snr)
-        j = np.flatnonzero(gappy & failed)
-        if j.size:
-            big = replace(params, chip=2 * int(round(params.chip * k / 2)))
-            off = (big.chip - params.chip) // 2
-            out = _match_prepared(a, b, ma, mb, r0[j] - off, c0[j] - off, cy[j], cx[j], big,
-                                  search, relax=(big.chip / params.chip) ** 2)
-            with np.errstate(invalid="ignore"):
-                take = out[4] <= params.gap_max_sigma
-            for full, part in zip((ry, rx, peak, snr, narrow), out[:4] + out[5:]):
-                full[j[take]] = part[take]
+    if params.gap_chip_factor > 1 and not (np.isfinite(a).all() and np.isfinite(b).all()):
+        # The threshold is in image pixels; oversampled LK reports f times larger sigmas.
+        _gap_fallback((ry, rx, peak, snr, narrow), a, b, ma, mb, r0, c0, centre_dy, centre_dx,
+                      params, search, max_sigma=params.gap_max_sigma * f)
     if f > 1:
         ry, rx = ry / f, rx / f
     return ry, rx, peak, snr, narrow
+
+
+def _gap_fallback(layers, a, b, ma, mb, r0, c0, centre_dy, centre_dx, params: TrackParams,
+                  search, max_sigma):
+    """Match again, in place in ``layers`` (dy, dx, peak, snr, narrow), the nodes that touch
+    nodata and failed, with the ``gap_chip_factor`` larger chip (see :class:`TrackParams`)."""
+    ry, _, peak, snr, _ = layers
+    r0, c0 = np.asarray(r0, np.int64), np.asarray(c0, np.int64)
+    cy, cx = np.asarray(centre_dy, np.int64), np.asarray(centre_dx, np.int64)
+    m = params.chip + 2 * search
+    gappy = ((correlate.window_counts(~np.isfinite(a), r0, c0, params.chip, params.chip,
+                                      outside=False) > 0)
+             | (correlate.window_counts(~np.isfinite(b), r0 + cy - search, c0 + cx - search,
+                                        m, m, outside=False) > 0))
+    with np.errstate(invalid="ignore"):
+        failed = ~np.isfinite(ry) | (peak < params.min_peak) | (snr < params.min_snr)
+    j = np.flatnonzero(gappy & failed)
+    if j.size == 0:
+        return
+    big = replace(params, chip=2 * int(round(params.chip * params.gap_chip_factor / 2)))
+    off = (big.chip - params.chip) // 2
+    *found, se, narrow = _match_prepared(a, b, ma, mb, r0[j] - off, c0[j] - off, cy[j], cx[j],
+                                         big, search, relax=(big.chip / params.chip) ** 2)
+    with np.errstate(invalid="ignore"):
+        take = se <= max_sigma
+    for full, part in zip(layers, found + [narrow]):
+        full[j[take]] = part[take]
 
 
 def _match_prepared(a, b, ma, mb, r0, c0, centre_dy, centre_dx, params: TrackParams, search,
