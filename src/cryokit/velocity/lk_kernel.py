@@ -47,18 +47,81 @@ def _refine(ref, sec, gx, gy, r0, c0, dy, dx, chip, taper, iterations, tol, need
         out_s[q] = np.nan
         if not (math.isfinite(dy[q]) and math.isfinite(dx[q])):
             continue
-        t = np.empty((chip, chip), np.float32)
-        tx = np.empty((chip, chip), np.float32)
-        ty = np.empty((chip, chip), np.float32)
+        t = np.zeros((chip, chip), np.float32)
+        tx = np.zeros((chip, chip), np.float32)
+        ty = np.zeros((chip, chip), np.float32)
         base = np.zeros((chip, chip), np.bool_)
+        full = False
+        if 0 <= r0[q] and r0[q] + chip <= H and 0 <= c0[q] and c0[q] + chip <= W:
+            nbad = 0
+            for i in range(chip):
+                t[i, :] = ref[r0[q] + i, c0[q]:c0[q] + chip]
+                tx[i, :] = gx[r0[q] + i, c0[q]:c0[q] + chip]
+                ty[i, :] = gy[r0[q] + i, c0[q]:c0[q] + chip]
+                for j in range(chip):
+                    nbad += not (math.isfinite(t[i, j]) and math.isfinite(tx[i, j])
+                                 and math.isfinite(ty[i, j]))
+            full = nbad == 0
+        if full:
+            base[:] = True
+        else:
+            for i in range(chip):
+                for j in range(chip):
+                    r, c = r0[q] + i, c0[q] + j
+                    t[i, j], tx[i, j], ty[i, j] = 0.0, 0.0, 0.0
+                    if 0 <= r < H and 0 <= c < W:
+                        a, b, g = ref[r, c], gx[r, c], gy[r, c]
+                        if math.isfinite(a) and math.isfinite(b) and math.isfinite(g):
+                            t[i, j], tx[i, j], ty[i, j] = a, b, g
+                            base[i, j] = True
+        # Template terms for windows without nodata, where the valid set is the template's
+        # own and so the weighted means, contrast and Gauss-Newton matrix do not change from
+        # one iteration to the next (the inverse-compositional saving). Zero weight (and zero
+        # values) off the valid set keeps the loops branch-free, so LLVM vectorises them.
+        wb = np.zeros((chip, chip), np.float32)
+        cnt0 = 0
         for i in range(chip):
             for j in range(chip):
-                r, c = r0[q] + i, c0[q] + j
-                if 0 <= r < H and 0 <= c < W:
-                    a, b, g = ref[r, c], gx[r, c], gy[r, c]
-                    if math.isfinite(a) and math.isfinite(b) and math.isfinite(g):
-                        t[i, j], tx[i, j], ty[i, j] = a, b, g
-                        base[i, j] = True
+                if base[i, j]:
+                    wb[i, j] = taper[i, j]
+                    cnt0 += 1
+        sw0 = 0.0
+        mt0 = 0.0
+        mgx0 = 0.0
+        mgy0 = 0.0
+        for i in range(chip):
+            for j in range(chip):
+                w = wb[i, j]
+                sw0 += w
+                mt0 += w * t[i, j]
+                mgx0 += w * tx[i, j]
+                mgy0 += w * ty[i, j]
+        if cnt0 < need or sw0 <= 0:
+            continue
+        mt0 /= sw0
+        mgx0 /= sw0
+        mgy0 /= sw0
+        tc = np.empty((chip, chip), np.float32)
+        wgx = np.empty((chip, chip), np.float32)
+        wgy = np.empty((chip, chip), np.float32)
+        vt0 = 0.0
+        hxx0 = 0.0
+        hyy0 = 0.0
+        hxy0 = 0.0
+        for i in range(chip):
+            for j in range(chip):
+                w = wb[i, j]
+                d = t[i, j] - mt0
+                ax = tx[i, j] - mgx0
+                ay = ty[i, j] - mgy0
+                tc[i, j] = d
+                wgx[i, j] = w * ax
+                wgy[i, j] = w * ay
+                vt0 += w * d * d
+                hxx0 += w * ax * ax
+                hyy0 += w * ay * ay
+                hxy0 += w * ax * ay
+        det0 = hxx0 * hyy0 - hxy0 * hxy0
         win = np.empty((m, m), np.float32)
         good = np.empty((m, m), np.bool_)
         tmp = np.empty((m, chip), np.float32)
@@ -74,18 +137,77 @@ def _refine(ref, sec, gx, gy, r0, c0, dy, dx, chip, taper, iterations, tol, need
             iy, ix = math.floor(py), math.floor(px)
             _lanczos(py - iy, wy)
             _lanczos(px - ix, wx)
-            holed = False
-            for i in range(m):
-                for j in range(m):
-                    r, c = r0[q] + iy - 2 + i, c0[q] + ix - 2 + j
-                    v = sec[r, c] if (0 <= r < H and 0 <= c < W) else np.nan
-                    if math.isfinite(v):
-                        win[i, j] = v
-                        good[i, j] = True
-                    else:
-                        win[i, j] = 0.0
-                        good[i, j] = False
-                        holed = True
+            wr, wc = r0[q] + iy - 2, c0[q] + ix - 2
+            holed = True
+            if 0 <= wr and wr + m <= H and 0 <= wc and wc + m <= W:
+                # A window inside the image is copied by rows and its nodata counted (a
+                # branch-free count that LLVM vectorises; 'v - v' would be folded to 0 under
+                # fast-math).
+                nbad = 0
+                for i in range(m):
+                    win[i, :] = sec[wr + i, wc:wc + m]
+                    for j in range(m):
+                        nbad += not math.isfinite(win[i, j])
+                holed = nbad > 0
+            if holed:
+                for i in range(m):
+                    for j in range(m):
+                        r, c = wr + i, wc + j
+                        v = sec[r, c] if (0 <= r < H and 0 <= c < W) else np.nan
+                        if math.isfinite(v):
+                            win[i, j] = v
+                            good[i, j] = True
+                        else:
+                            win[i, j] = 0.0
+                            good[i, j] = False
+            if not holed:
+                # Separable Lanczos-3 with the tap loop outside, so the pixel loop vectorises.
+                for i in range(m):
+                    for j in range(chip):
+                        tmp[i, j] = 0.0
+                    for k in range(6):
+                        wk = np.float32(wx[k])
+                        for j in range(chip):
+                            tmp[i, j] += wk * win[i, j + k]
+                for i in range(chip):
+                    for j in range(chip):
+                        samp[i, j] = 0.0
+                    for k in range(6):
+                        wk = np.float32(wy[k])
+                        for j in range(chip):
+                            samp[i, j] += wk * tmp[i + k, j]
+                # float32 sums: 1600 terms lose < 1e-5 relative, far below the noise.
+                ms = np.float32(0.0)
+                for i in range(chip):
+                    for j in range(chip):
+                        ms += wb[i, j] * samp[i, j]
+                ms /= np.float32(sw0)
+                vs = np.float32(0.0)
+                for i in range(chip):
+                    for j in range(chip):
+                        d = samp[i, j] - ms
+                        vs += wb[i, j] * d * d
+                if vt0 <= 0 or vs <= 0 or not det0 > 1e-12:
+                    ok = False
+                    break
+                gain = np.float32(math.sqrt(vt0 / vs))
+                bx = np.float32(0.0)
+                by = np.float32(0.0)
+                rr = np.float32(0.0)
+                for i in range(chip):
+                    for j in range(chip):
+                        res = (samp[i, j] - ms) * gain - tc[i, j]
+                        bx += wgx[i, j] * res
+                        by += wgy[i, j] * res
+                        rr += wb[i, j] * res * res
+                ux = (hyy0 * bx - hxy0 * by) / det0
+                uy = (hxx0 * by - hxy0 * bx) / det0
+                se = math.sqrt(rr / sw0 * (hxx0 + hyy0) / det0)
+                px -= ux
+                py -= uy
+                if math.hypot(ux, uy) < tol:
+                    break
+                continue
             for i in range(m):
                 for j in range(chip):
                     s = 0.0

@@ -33,11 +33,10 @@ def _surfaces(ref, sec, r0, c0, sr0, sc0, chip, k, todo, out):
         t = np.empty((chip, chip), np.float32)
         mean = 0.0
         for i in range(chip):
+            t[i, :] = ref[r0[q] + i, c0[q]:c0[q] + chip]
             for j in range(chip):
-                v = ref[r0[q] + i, c0[q] + j]
-                t[i, j] = v
-                mean += v
-        mean /= n_px
+                mean += t[i, j]
+        mean = np.float32(mean / n_px)
         tt = 0.0
         for i in range(chip):
             for j in range(chip):
@@ -46,41 +45,172 @@ def _surfaces(ref, sec, r0, c0, sr0, sc0, chip, k, todo, out):
                 tt += v * v
         if not tt > 1e-12:
             continue
-        # Summed-area tables of the search window (float64: the differences of large sums
-        # must keep the precision of the window variance).
-        s1 = np.zeros((m + 1, m + 1))
-        s2 = np.zeros((m + 1, m + 1))
-        for i in range(m):
-            r = sr0[q] + i
-            a1 = 0.0
-            a2 = 0.0
+        # The search window, copied contiguous and zero outside the image.
+        sw = np.zeros((m, m), np.float32)
+        if sr0[q] >= 0 and sc0[q] >= 0 and sr0[q] + m <= H and sc0[q] + m <= W:
+            for i in range(m):
+                sw[i, :] = sec[sr0[q] + i, sc0[q]:sc0[q] + m]
+        else:
+            for i in range(m):
+                r = sr0[q] + i
+                for j in range(m):
+                    c = sc0[q] + j
+                    if 0 <= r < H and 0 <= c < W:
+                        sw[i, j] = sec[r, c]
+        # Sums of the window and its square over every chip x chip placement: column sums
+        # down the chip rows (vectorised across columns), then along the row (float64: the
+        # differences of large sums must keep the precision of the window variance).
+        c1 = np.zeros(m)
+        c2 = np.zeros(m)
+        for i in range(chip):
             for j in range(m):
-                c = sc0[q] + j
-                v = 0.0
-                if 0 <= r < H and 0 <= c < W:
-                    v = sec[r, c]
-                a1 += v
-                a2 += v * v
-                s1[i + 1, j + 1] = s1[i, j + 1] + a1
-                s2[i + 1, j + 1] = s2[i, j + 1] + a2
+                v = np.float64(sw[i, j])
+                c1[j] += v
+                c2[j] += v * v
+        s1 = np.empty((k, k))
+        s2 = np.empty((k, k))
         for a in range(k):
-            ra = sr0[q] + a
-            if ra < 0 or ra + chip > H:
+            if a > 0:
+                for j in range(m):
+                    v = np.float64(sw[a + chip - 1, j])
+                    u = np.float64(sw[a - 1, j])
+                    c1[j] += v - u
+                    c2[j] += v * v - u * u
+            x1 = 0.0
+            x2 = 0.0
+            for j in range(chip):
+                x1 += c1[j]
+                x2 += c2[j]
+            s1[a, 0] = x1
+            s2[a, 0] = x2
+            for b in range(1, k):
+                x1 += c1[b + chip - 1] - c1[b - 1]
+                x2 += c2[b + chip - 1] - c2[b - 1]
+                s1[a, b] = x1
+                s2[a, b] = x2
+        # Three column offsets per pass over a template row: each template value loaded once
+        # feeds three independent accumulators, which LLVM vectorises (~3x the speed of one
+        # dot product per offset).
+        acc = np.zeros((k, k), np.float32)
+        for a in range(k):
+            for i in range(chip):
+                trow = t[i]
+                srow = sw[a + i]
+                b = 0
+                while b + 2 < k:
+                    x0 = np.float32(0.0)
+                    x1 = np.float32(0.0)
+                    x2 = np.float32(0.0)
+                    for j in range(chip):
+                        tv = trow[j]
+                        x0 += tv * srow[b + j]
+                        x1 += tv * srow[b + 1 + j]
+                        x2 += tv * srow[b + 2 + j]
+                    acc[a, b] += x0
+                    acc[a, b + 1] += x1
+                    acc[a, b + 2] += x2
+                    b += 3
+                while b < k:
+                    x0 = np.float32(0.0)
+                    for j in range(chip):
+                        x0 += trow[j] * srow[b + j]
+                    acc[a, b] += x0
+                    b += 1
+        for a in range(k):
+            if sr0[q] + a < 0 or sr0[q] + a + chip > H:
                 continue
             for b in range(k):
-                cb = sc0[q] + b
-                if cb < 0 or cb + chip > W:
+                if sc0[q] + b < 0 or sc0[q] + b + chip > W:
                     continue
-                acc = np.float32(0.0)
-                for i in range(chip):
-                    row = ra + i
-                    for j in range(chip):
-                        acc += t[i, j] * sec[row, cb + j]
-                sm = s1[a + chip, b + chip] - s1[a, b + chip] - s1[a + chip, b] + s1[a, b]
-                sq = s2[a + chip, b + chip] - s2[a, b + chip] - s2[a + chip, b] + s2[a, b]
-                var = sq - sm * sm / n_px
+                sm = s1[a, b]
+                var = s2[a, b] - sm * sm / n_px
                 if var > 1e-12:
-                    out[q, a, b] = min(1.0, max(-1.0, acc / math.sqrt(tt * var)))
+                    out[q, a, b] = min(1.0, max(-1.0, acc[a, b] / math.sqrt(tt * var)))
+
+
+def _masked(ref, sec, r0, c0, sr0, sc0, chip, k, min_overlap, todo, out):
+    H, W = sec.shape
+    m = chip + k - 1
+    for ii in prange(todo.shape[0]):
+        q = todo[ii]
+        # Values zero and weights zero off the valid pixels (NaN or outside the image), both
+        # centred on their valid mean so float32 sums keep the precision the NCC needs.
+        tv = np.zeros((chip, chip), np.float32)
+        tm = np.zeros((chip, chip), np.float32)
+        n_t = 0.0
+        mean = 0.0
+        for i in range(chip):
+            r = r0[q] + i
+            for j in range(chip):
+                c = c0[q] + j
+                if 0 <= r < H and 0 <= c < W:
+                    v = ref[r, c]
+                    if math.isfinite(v):
+                        tv[i, j] = v
+                        tm[i, j] = 1.0
+                        n_t += 1.0
+                        mean += v
+        if n_t == 0:
+            continue
+        mean /= n_t
+        tv2 = np.zeros((chip, chip), np.float32)
+        for i in range(chip):
+            for j in range(chip):
+                if tm[i, j] > 0:
+                    tv[i, j] -= mean
+                    tv2[i, j] = tv[i, j] * tv[i, j]
+        sv = np.zeros((m, m), np.float32)
+        sm = np.zeros((m, m), np.float32)
+        n_s = 0.0
+        mean = 0.0
+        for i in range(m):
+            r = sr0[q] + i
+            for j in range(m):
+                c = sc0[q] + j
+                if 0 <= r < H and 0 <= c < W:
+                    v = sec[r, c]
+                    if math.isfinite(v):
+                        sv[i, j] = v
+                        sm[i, j] = 1.0
+                        n_s += 1.0
+                        mean += v
+        if n_s == 0:
+            continue
+        mean /= n_s
+        sv2 = np.zeros((m, m), np.float32)
+        for i in range(m):
+            for j in range(m):
+                if sm[i, j] > 0:
+                    sv[i, j] -= mean
+                    sv2[i, j] = sv[i, j] * sv[i, j]
+        need = min_overlap * n_t - 0.5
+        for a in range(k):
+            for b in range(k):
+                n = np.float32(0.0)
+                st = np.float32(0.0)
+                ss = np.float32(0.0)
+                stt = np.float32(0.0)
+                sss = np.float32(0.0)
+                sts = np.float32(0.0)
+                for i in range(chip):
+                    for j in range(chip):
+                        w = sm[a + i, b + j]
+                        x = sv[a + i, b + j]
+                        n += tm[i, j] * w
+                        st += tv[i, j] * w
+                        stt += tv2[i, j] * w
+                        ss += tm[i, j] * x
+                        sss += tm[i, j] * sv2[a + i, b + j]
+                        sts += tv[i, j] * x
+                if n < need or n < 1:
+                    out[q, a, b] = np.nan
+                    continue
+                num = sts - st * ss / n
+                den = (stt - st * st / n) * (sss - ss * ss / n)
+                if den > 1e-12:
+                    out[q, a, b] = min(1.0, max(-1.0, num / math.sqrt(den)))
+                else:
+                    out[q, a, b] = np.nan
 
 
 # Reassociation lets LLVM vectorise the dot products; no 'nnan'/'ninf', which would let it drop
@@ -89,6 +219,7 @@ FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
 if AVAILABLE:
     _surfaces = njit(parallel=True, cache=True, fastmath=FASTMATH)(_surfaces)
+    _masked = njit(parallel=True, cache=True, fastmath=FASTMATH)(_masked)
 
 
 def surfaces(ref, sec, r0, c0, sr0, sc0, todo, out, *, chip, threads):
@@ -99,3 +230,14 @@ def surfaces(ref, sec, r0, c0, sr0, sc0, todo, out, *, chip, threads):
     _surfaces(ref, sec, np.ascontiguousarray(r0, np.int64), np.ascontiguousarray(c0, np.int64),
               np.ascontiguousarray(sr0, np.int64), np.ascontiguousarray(sc0, np.int64),
               chip, out.shape[1], np.ascontiguousarray(todo, np.int64), out)
+
+
+def masked_surfaces(ref, sec, r0, c0, sr0, sc0, todo, out, *, chip, min_overlap, threads):
+    """Fill ``out[todo]`` with the masked NCC of :func:`.correlate.masked_ncc` (NaN and pixels
+    outside the images left out of every sum; offsets where fewer than ``min_overlap`` of the
+    template's valid pixels meet valid search pixels, or with no variance, are NaN), read
+    straight from the images instead of through per-node FFTs."""
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    _masked(ref, sec, np.ascontiguousarray(r0, np.int64), np.ascontiguousarray(c0, np.int64),
+            np.ascontiguousarray(sr0, np.int64), np.ascontiguousarray(sc0, np.int64),
+            chip, out.shape[1], float(min_overlap), np.ascontiguousarray(todo, np.int64), out)
