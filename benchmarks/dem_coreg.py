@@ -10,6 +10,17 @@ Each tool/case runs in a fresh child process: wall time (after the imports) and 
 (ru_maxrss) are the child's own.  Needs xdem (``pip install xdem``, benchmark-only requirement).
 
     python benchmarks/dem_coreg.py [--repeat 1] [--threads N]
+
+Product run (``--product-size N [--workers W] [--block-rows R]``, no xDEM): the whole
+``dem-change`` product on an N x N pair made from DEM_1990 tiled with mirrored copies
+(continuous terrain), TBA shifted by (+9.3 m E, -5.7 m N), -2.5 m, + N(0, 0.5 m), the glacier
+outlines of the stable/glacier mask mirrored with it; inputs are written to a temporary
+folder by one child process, the product is made by a second one whose peak RSS (ru_maxrss,
+inputs read from disk) is the product's; with --workers, the peak of the dask worker
+processes is reported beside it.
+
+    python benchmarks/dem_coreg.py --product-size 10000
+    python benchmarks/dem_coreg.py --product-size 5000 --workers 2
 """
 
 from __future__ import annotations
@@ -136,12 +147,116 @@ def _child(tool, case, threads, q):
     q.put(res)
 
 
+def _mirror_tiles(a, n):
+    """``a`` tiled to n x n with every other copy mirrored, so the terrain stays continuous."""
+    ny, nx = a.shape
+    row = np.concatenate([a, a[:, ::-1]], axis=1)
+    block = np.concatenate([row, row[::-1]], axis=0)
+    reps = (-(-n // (2 * ny)), -(-n // (2 * nx)))
+    return np.tile(block, reps)[:n, :n]
+
+
+def _make_product_inputs(n, folder):
+    """Write ref.tif, tba.tif and outlines.gpkg (an N x N pair, see the module docstring)."""
+    import geopandas as gpd
+    import rasterio
+    from rasterio.features import shapes
+    from scipy import ndimage
+    from shapely import affinity
+    from shapely.geometry import shape
+    ref0, stable0, tr0, crs = _load()
+    with rasterio.open(DATA / "derived" / "landcover_mask_1990grid_1stable_2glacier.tif") as src:
+        glacier0 = src.read(1) == 2
+    ref0 = np.where(np.isfinite(ref0), ref0, np.nanmedian(ref0)).astype(np.float32)
+    res = tr0.a
+    ref = _mirror_tiles(ref0, n)
+    tba = ndimage.shift(ref, (-DY / res, DX / res), order=3, mode="nearest", output=np.float32)
+    tba += np.float32(DZ)
+    rng = np.random.default_rng(3)
+    for r0 in range(0, n, 1000):          # noise by rows: no N x N float64 temporary
+        tba[r0:r0 + 1000] += rng.normal(0, 0.5, tba[r0:r0 + 1000].shape).astype(np.float32)
+    prof = dict(driver="GTiff", width=n, height=n, count=1, dtype="float32", crs=crs,
+                transform=tr0, nodata=np.nan, tiled=True, blockxsize=512, blockysize=512,
+                BIGTIFF="YES")
+    for name, arr in (("ref.tif", ref), ("tba.tif", tba)):
+        with rasterio.open(folder / name, "w", **prof) as dst:
+            dst.write(arr, 1)
+    del ref, tba
+    ny, nx = glacier0.shape
+    base = [shape(g) for g, v in shapes(glacier0.astype("uint8"), mask=glacier0, transform=tr0)
+            if v == 1]
+    base = [g for g in base if g.area > 4 * res * res]
+    x0, y0 = tr0.c, tr0.f
+    w, h = nx * res, ny * res
+    polys = []
+    for i in range(-(-n // ny)):
+        for j in range(-(-n // nx)):
+            for g in base:
+                # Mirror like _mirror_tiles: odd tiles flipped about their own centre.
+                g = affinity.scale(g, -1 if j % 2 else 1, -1 if i % 2 else 1,
+                                   origin=(x0 + w / 2, y0 - h / 2))
+                polys.append(affinity.translate(g, j * w, -i * h))
+    bounds = (x0, y0 - n * res, x0 + n * res, y0)
+    gdf = gpd.GeoDataFrame(geometry=polys, crs=crs).cx[bounds[0]:bounds[2], bounds[1]:bounds[3]]
+    gdf.to_file(folder / "outlines.gpkg")
+    return len(gdf)
+
+
+def _product_child(folder, workers, block_rows, q):
+    from cryokit.elevation.product import DemChangeOptions, make_dem_change
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    rep = make_dem_change(str(folder / "ref.tif"), str(folder / "tba.tif"), str(folder / "out"),
+                          ref_date="2010-08-01", tba_date="1990-08-01",
+                          glaciers=str(folder / "outlines.gpkg"),
+                          options=DemChangeOptions(workers=workers, block_rows=block_rows))
+    dt = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    c = rep["coregistration"]
+    q.put({"time_s": dt, "peak_rss_mb": peak / 1024, "rss_at_start_mb": base / 1024,
+           "children_peak_rss_mb": kids / 1024, "timings_s": rep["timings_s"],
+           "blocks": rep["blocks"], "shift": [c["shift_x"], c["shift_y"], c["shift_z"]],
+           "err_xy_m": float(np.hypot(c["shift_x"] + DX, c["shift_y"] + DY)),
+           "err_z_m": abs(c["shift_z"] + DZ),
+           "stable_after": rep["statistics"]["after"]["stable"],
+           "void_filled_pixels": rep["void_filled_pixels"]})
+
+
+def product(n, workers, block_rows):
+    """Make the N x N inputs, then the product in a fresh process; print one JSON line."""
+    import tempfile
+    ctx = mp.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="cryokit-dem-product-") as d:
+        folder = Path(d)
+        p = ctx.Process(target=_make_product_inputs, args=(n, folder))
+        p.start()
+        p.join()
+        if p.exitcode:
+            sys.exit("making the inputs failed")
+        q = ctx.Queue()
+        p = ctx.Process(target=_product_child, args=(folder, workers, block_rows, q))
+        p.start()
+        res = q.get()
+        p.join()
+    res = {"size": n, "workers": workers, **res}
+    print(json.dumps(res))
+    return res
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--product-size", type=int, default=None,
+                    help="run the whole dem-change product on an N x N pair instead")
+    ap.add_argument("--workers", type=int, default=None, help="with --product-size")
+    ap.add_argument("--block-rows", type=int, default=None, help="with --product-size")
     args = ap.parse_args(argv)
     if not DATA.exists():
         sys.exit(f"data not found: {DATA}")
+    if args.product_size:
+        product(args.product_size, args.workers, args.block_rows)
+        return
     ctx = mp.get_context("spawn")
     rows = []
     tools = {"shift": ("cryokit", "xdem"), "curvature": ("cryokit", "cryokit-max-only", "xdem")}

@@ -11,7 +11,7 @@ from typing import Optional
 
 import click
 import typer
-from .commands import egms, egms_tools, landcover, landcover_model, sbas
+from .commands import dem, egms, egms_tools, landcover, landcover_model, sbas
 from .commands import err, summary as _summary
 from .errors import UserError
 
@@ -21,7 +21,7 @@ app = typer.Typer(
           "geodesy data products (cloud-optimised GeoTIFF + metadata.json + STAC Item + "
           "quick-look). Run 'cryokit demo' for a product made from a synthetic scene with "
           "known truth, or 'cryokit COMMAND --help' for each product."))
-for _module in (egms, egms_tools, sbas, landcover, landcover_model):
+for _module in (egms, egms_tools, sbas, landcover, landcover_model, dem):
     _module.register(app)
 
 
@@ -164,50 +164,6 @@ def sar_velocity(
     _summary("cryokit sar-velocity", rows)
     if rep["failures"]:
         raise typer.Exit(1)
-
-
-@app.command("dem-change")
-def dem_change(
-    ref: Path = typer.Argument(..., help="Reference DEM (metres; any GDAL raster, projected CRS)."),
-    tba: Path = typer.Argument(..., help="DEM to be aligned (other date/source/resolution/CRS)."),
-    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output directory (created or replaced whole)."),
-    ref_date: str = typer.Option(..., "--ref-date", help="Date of REF (YYYY-MM-DD)."),
-    tba_date: str = typer.Option(..., "--tba-date", help="Date of TBA (YYYY-MM-DD)."),
-    glaciers: Optional[Path] = typer.Option(None, "--glaciers", help="Glacier outlines (any OGR vector format); stable terrain is the rest unless --stable-mask."),
-    stable_mask: Optional[Path] = typer.Option(None, "--stable-mask", help="Stable terrain (polygons, or a raster whose non-zero pixels are stable)."),
-    grid: str = typer.Option("coarser", "--grid", help="Common grid: coarser | ref | tba."),
-    coreg_steps: str = typer.Option("nuth_kaab,vertical_shift", "--coreg", help="Co-registration pipeline, in order: nuth_kaab, vertical_shift, deramp (comma-separated) or none."),
-    curvature_bias: bool = typer.Option(True, "--curvature-bias/--no-curvature-bias", help="Remove the dh bias that depends on maximum curvature (resolution difference)."),
-    curvature_second: str = typer.Option("min_curvature", "--curvature-second", help="Second variable of the curvature-bias table: min_curvature (default; with maximum curvature it describes the smoothing of a coarser DEM), elevation, or none (maximum curvature only, as xDEM TerrainBias)."),
-    ref_vref: Optional[str] = typer.Option(None, "--ref-vref", help="Vertical reference of REF: ellipsoid, or a geoid undulation grid file (heights above that geoid)."),
-    tba_vref: Optional[str] = typer.Option(None, "--tba-vref", help="Vertical reference of TBA (as --ref-vref). Different references are converted to the ellipsoid."),
-    id_column: Optional[str] = typer.Option(None, "--id-column", help="Glacier id column of the outlines (default: row number)."),
-    name_column: Optional[str] = typer.Option(None, "--name-column", help="Glacier name column of the outlines."),
-    place: Optional[str] = typer.Option(None, "--place", help="Place name for the metadata record."),
-):
-    """Glacier elevation change from two DEMs: co-registration, bias correction, per-glacier change.
-
-    Writes OUTDIR/dh.tif (later minus earlier, m; band 2 marks hypsometrically filled voids),
-    dhdt.tif (m/yr), tba_coregistered.tif, glaciers.csv and glaciers.gpkg (area, mean dh, dh/dt,
-    volume change, mass balance in m w.e./yr with density 850 +- 60 kg/m3, and uncertainties from a
-    variogram of stable dh), report.json (coregistration.shift_x/shift_y/shift_z: the translation
-    that, added to TBA, aligns it on REF; statistics before/after), figures/, metadata.json,
-    stac-item.json and quicklook.png.
-    """
-    from .elevation.product import DemChangeOptions, make_dem_change, parse_coreg
-
-    opts = DemChangeOptions(grid=grid, coreg=parse_coreg(coreg_steps),
-                            curvature_bias=curvature_bias, curvature_second=curvature_second, ref_vref=ref_vref, tba_vref=tba_vref,
-                            id_column=id_column, name_column=name_column, place=place)
-    rep = make_dem_change(str(ref), str(tba), str(outdir), ref_date=ref_date, tba_date=tba_date,
-                          glaciers=str(glaciers) if glaciers else None,
-                          stable_mask=str(stable_mask) if stable_mask else None, options=opts)
-    c, sb, sa = rep["coregistration"], rep["statistics"]["before"]["stable"], rep["statistics"]["after"]["stable"]
-    _summary("cryokit dem-change", [
-        ("shift", f"x {c['shift_x']:+.2f} m, y {c['shift_y']:+.2f} m, z {c['shift_z']:+.2f} m"),
-        ("stable before", f"median {sb['median']:+.2f} m, NMAD {sb['nmad']:.2f} m"),
-        ("stable after", f"median {sa['median']:+.2f} m, NMAD {sa['nmad']:.2f} m"),
-        ("output", str(outdir))])
 
 
 @app.command()

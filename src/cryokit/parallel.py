@@ -121,8 +121,8 @@ def run_tasks(func: Callable[..., Any], items: Iterable[Any], *, workers: int | 
     with _progress_bar(progress, description, len(items)) as advance:
         if not use_dask:
             return _run_serial(func, items, shared, on_error, advance)
-        with _client(scheduler, min(workers or 0, len(items))) as client:
-            return _run_dask(client, func, items, shared, on_error, advance)
+        with client(scheduler, min(workers or 0, len(items))) as c:
+            return _run_dask(c, func, items, shared, on_error, advance)
 
 
 def _run_serial(func, items, shared, on_error, advance) -> list[Any]:
@@ -168,7 +168,10 @@ def _run_dask(client, func, items, shared, on_error, advance) -> list[Any]:
 
 
 @contextlib.contextmanager
-def _client(scheduler: str | None, n_workers: int) -> Iterator[Any]:
+def client(scheduler: str | None, n_workers: int) -> Iterator[Any]:
+    """A dask.distributed client of ``scheduler`` (an address), else of a local cluster of
+    ``n_workers`` single-threaded processes, for a product that runs several
+    :func:`run_tasks` passes on one cluster (pass ``scheduler=client.scheduler.address``)."""
     import dask
     from distributed import Client, LocalCluster
 

@@ -189,3 +189,115 @@ def write_cog(path: str | os.PathLike, bands: np.ndarray | Sequence[np.ndarray],
             if colormap:
                 ds.write_colormap(1, colormap)
     return os.fspath(path)
+
+
+class TiledWriter:
+    """Write a raster block by block, then publish it as a COG, atomically.
+
+    For products too big to hold whole: blocks of rows go into a temporary uncompressed
+    tiled GeoTIFF beside ``path`` (random-access writes, no re-compression of tiles shared
+    by two blocks); on a clean exit it is converted to a cloud-optimised GeoTIFF at ``path``
+    with the same options, tags, band descriptions and units as :func:`write_cog`.  On an
+    exception nothing appears at ``path`` and the temporary file is removed.
+
+    Parameters
+    ----------
+    path : output file.
+    grid : :class:`Grid` of the whole raster.
+    count, dtype : number of bands and their data type.
+    nodata, descriptions, tags, band_tags, units, colormap, compress : as :func:`write_cog`.
+    tile : tile size (pixels) of the temporary GeoTIFF.
+    cache_mb : GDAL block cache while writing and converting (bounds memory; GDAL's default
+        is 5 % of RAM).
+
+    Examples
+    --------
+    >>> g = Grid(None, Affine(10, 0, 0, 0, -10, 40), 4, 4)
+    >>> with TiledWriter("dh.tif", g, units="m") as w:           # doctest: +SKIP
+    ...     w.write(np.zeros((2, 4), np.float32), row=0)
+    ...     w.write(np.ones((2, 4), np.float32), row=2)
+    """
+
+    def __init__(self, path: str | os.PathLike, grid: Grid, *, count: int = 1,
+                 dtype: str = "float32", nodata: float | int | None = np.nan,
+                 descriptions: Sequence[str] | None = None,
+                 tags: Mapping[str, str] | None = None,
+                 band_tags: Sequence[Mapping[str, str]] | None = None,
+                 units: Sequence[str] | str | None = None,
+                 colormap: Mapping[int, tuple] | None = None, compress: str = "deflate",
+                 tile: int = 256, cache_mb: int = 256):
+        self.path, self.grid, self.count, self.dtype = os.fspath(path), grid, int(count), dtype
+        if np.issubdtype(np.dtype(dtype), np.integer) and nodata is not None and np.isnan(nodata):
+            nodata = None
+        self.nodata, self.descriptions, self.tags = nodata, descriptions, tags
+        self.band_tags, self.colormap, self.compress = band_tags, colormap, compress
+        self.units = [units] * self.count if isinstance(units, str) else units
+        self.tile, self.cache_mb = int(tile), int(cache_mb)
+        self._ds = self._tmp = self._env = None
+
+    def __enter__(self) -> "TiledWriter":
+        import tempfile
+
+        folder, name = os.path.split(os.path.abspath(self.path))
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tiled.tmp.tif", dir=folder)
+        os.close(fd)
+        self._tmp = tmp
+        self._env = rasterio.Env(GDAL_CACHEMAX=self.cache_mb * 2 ** 20)
+        self._env.__enter__()
+        g = self.grid
+        tiled = g.width >= self.tile and g.height >= self.tile
+        self._ds = rasterio.open(
+            tmp, "w", driver="GTiff", width=g.width, height=g.height, count=self.count,
+            dtype=self.dtype, crs=g.crs, transform=g.transform, nodata=self.nodata,
+            tiled=tiled, BIGTIFF="IF_SAFER",
+            **({"blockxsize": self.tile, "blockysize": self.tile} if tiled else {}))
+        return self
+
+    def write(self, bands: np.ndarray | Sequence[np.ndarray], row: int) -> None:
+        """Write rows ``row .. row + h`` of every band: ``bands`` is (h, W) or (B, h, W)."""
+        arr = np.asarray(bands)
+        if arr.ndim == 2:
+            arr = arr[None]
+        if arr.shape[0] != self.count or arr.shape[2] != self.grid.width \
+                or not 0 <= row <= self.grid.height - arr.shape[1]:
+            raise ValueError(f"block {arr.shape} at row {row} does not fit a "
+                             f"{self.count}-band {self.grid.shape} raster")
+        nd = self.nodata
+        if nd is not None and not (isinstance(nd, float) and np.isnan(nd)) \
+                and np.issubdtype(arr.dtype, np.floating):
+            arr = np.where(np.isnan(arr), nd, arr)
+        self._ds.write(arr.astype(self.dtype, copy=False),
+                       window=Window(0, row, self.grid.width, arr.shape[1]))
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        from rasterio.shutil import copy as gdal_copy
+
+        try:
+            ds, self._ds = self._ds, None
+            if exc_type is None:
+                if self.tags:
+                    ds.update_tags(**{k: str(v) for k, v in self.tags.items()})
+                for i in range(self.count):
+                    if self.descriptions:
+                        ds.set_band_description(i + 1, self.descriptions[i])
+                    bt = dict(self.band_tags[i]) if self.band_tags else {}
+                    if self.units:
+                        bt.setdefault("units", self.units[i])
+                        ds.set_band_unit(i + 1, self.units[i])
+                    if bt:
+                        ds.update_tags(i + 1, **{k: str(v) for k, v in bt.items()})
+                if self.colormap:
+                    ds.write_colormap(1, self.colormap)
+            ds.close()
+            if exc_type is None:
+                opts = dict(compress=self.compress, BIGTIFF="IF_SAFER",
+                            overview_resampling="nearest" if self.colormap else "average")
+                if np.issubdtype(np.dtype(self.dtype), np.floating):
+                    opts["predictor"] = 3
+                with atomic_file(self.path) as out:
+                    gdal_copy(self._tmp, out, driver="COG", **opts)
+        finally:
+            if os.path.exists(self._tmp):
+                os.unlink(self._tmp)
+            self._env.__exit__(exc_type, exc, tb)
+        return False

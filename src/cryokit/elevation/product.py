@@ -2,32 +2,53 @@
 
 Reading, grid alignment, vertical references and writing live here; the algorithms are in
 :mod:`.coreg`, :mod:`.bias`, :mod:`.terrain`, :mod:`.stats`, :mod:`.voids` and
-:mod:`.uncertainty`. Everything is checked before anything is written; outputs are staged and
-moved into OUTDIR when complete.
+:mod:`.uncertainty`, the per-block work in :mod:`.blocks`.  Everything is checked before
+anything is written; outputs are staged and moved into OUTDIR when complete.
+
+Memory: the co-registration is fitted on the whole grid (REF, TBA and the stable mask in
+float32/bool, plus the spline of TBA); everything after that runs by blocks of rows
+(``block_rows``) through :func:`cryokit.parallel.run_tasks`, serially or on dask workers:
+(1) samples of stable dh and curvature for the curvature-bias fit, (2) correction,
+differencing and statistics, whose dh and aligned TBA go to scratch files, (3) hypsometric
+void filling from band medians of all blocks and windowed writing of the rasters.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import glob
+import math
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-from rasterio.enums import Resampling
 
 from .. import __version__
 from ..atomic import staged_dir
 from ..dates import parse_date
 from ..errors import UserError
+from .. import parallel
+from ..parallel import run_tasks
 from ..product import write_json, write_records
 from ..quicklook import raster_quicklook
-from ..raster import Grid, read_band, read_grid, reproject_band, write_cog
-from . import bias, coreg, stats, terrain, uncertainty, voids
+from ..raster import Grid, TiledWriter, read_grid
+from . import bias, blocks, coreg, terrain, uncertainty, voids
 
 COREG_STEPS = {"nuth_kaab": coreg.NuthKaab, "vertical_shift": coreg.VerticalShift,
                "deramp": coreg.Deramp}
 ICE_DENSITY, ICE_DENSITY_ERR = 850.0, 60.0   # kg m-3, Huss (2013)
 CONVENTION = "dh = later DEM minus earlier DEM (metres); negative = surface lowering"
+# Median and NMAD come from at most this many pixels per statistic (all of them below it);
+# 10^7 give the median of unit noise to ~4e-4 m.  Mean, std and count use every pixel.
+STATS_SAMPLE = 10_000_000
+BIAS_SAMPLE = 3_000_000      # stable pixels handed to CurvatureBias (which keeps 2 000 000)
+HYPS_SAMPLE = 10_000_000     # glacier pixels for the hypsometric band medians
+FIGURE_PIXELS = 4_000_000    # decimated grid of the figures, variogram and quick-look
 
 
 @dataclass(frozen=True)
@@ -42,6 +63,10 @@ class DemChangeOptions:
     name_column: str | None = None
     place: str | None = None
     licence: str = "CC-BY-4.0"
+    block_rows: int | None = None           # rows per block; None: about 4 Mpixel per block
+    workers: int | None = None              # dask worker processes (>= 2), or serial
+    scheduler: str | None = None            # address of a running dask scheduler
+    progress: bool = False
 
 
 CURVATURE_SECOND = ("min_curvature", "elevation", "none")
@@ -77,41 +102,30 @@ def _target_grid(ref: str, tba: str, mode: str) -> tuple[Grid, Grid, Grid]:
     return grid, g_ref, g_tba
 
 
-def _on_grid(path: str, src: Grid, grid: Grid) -> np.ndarray:
-    """The DEM on ``grid``: read directly when it is the grid, else resampled (average when
-    coarsening, bilinear otherwise)."""
-    if src.same_as(grid):
-        return read_band(path)
-    coarser = abs(grid.res[0]) > abs(src.res[0]) * 1.5
-    return reproject_band(path, grid, resampling=Resampling.average if coarser
-                          else Resampling.bilinear)
-
-
-def _to_ellipsoid(z: np.ndarray, grid: Grid, vref: str, path: str) -> np.ndarray:
-    """Heights above a geoid (grid of undulation N, metres, any GDAL raster PROJ reads, e.g.
-    a PROJ-data GeoTIFF) -> ellipsoidal heights h = H + N."""
-    if vref == "ellipsoid":
-        return z
-    n = reproject_band(vref, grid, resampling=Resampling.bilinear)
-    if not np.isfinite(n[np.isfinite(z)]).any():
-        raise UserError(f"geoid grid does not cover the DEM {os.path.basename(path)}", vref)
-    return z + n
-
-
 def _vertical(ref_z, tba_z, grid, opts: DemChangeOptions, ref, tba) -> tuple:
+    """Both DEMs on one vertical reference: ``(ref_z, tba_z, label, vrefs)``; ``vrefs`` is
+    ``(ref_vref, tba_vref)`` when they were converted to the ellipsoid (h = H + N)."""
     r, t = opts.ref_vref, opts.tba_vref
     if r is None or t is None or r == t:
-        return ref_z, tba_z, r or t or "undeclared (both DEMs taken as on the same reference)"
+        return ref_z, tba_z, r or t or "undeclared (both DEMs taken as on the same reference)", None
     for v, p in ((r, ref), (t, tba)):
         if v != "ellipsoid" and not os.path.exists(v):
             raise UserError(f"vertical reference of {os.path.basename(p)} is neither "
                             "'ellipsoid' nor an existing geoid grid file", v)
-    return (_to_ellipsoid(ref_z, grid, r, ref), _to_ellipsoid(tba_z, grid, t, tba),
-            "ellipsoid (converted)")
+    out = []
+    for z, v, p in ((ref_z, r, ref), (tba_z, t, tba)):
+        n = blocks.geoid_on(v, grid)
+        if n is not None:
+            if not np.isfinite(n[np.isfinite(z)]).any():
+                raise UserError(f"geoid grid does not cover the DEM {os.path.basename(p)}", v)
+            z = z + n
+        out.append(z)
+    return out[0], out[1], "ellipsoid (converted)", (r, t)
 
 
 def _glacier_labels(path: str, grid: Grid, id_column, name_column):
-    """Rasterised outlines (labels 1..n) and the outlines table in the grid's CRS."""
+    """Rasterised outlines (labels 1..n, uint16 when they fit) and the outlines table in the
+    grid's CRS."""
     import geopandas as gpd
     from rasterio.features import rasterize
 
@@ -130,7 +144,8 @@ def _glacier_labels(path: str, grid: Grid, id_column, name_column):
             raise UserError(f"has no column {col!r} (columns: {', '.join(map(str, gdf.columns))})",
                             path)
     labels = rasterize(((g, i + 1) for i, g in enumerate(gdf.geometry)), out_shape=grid.shape,
-                       transform=grid.transform, fill=0, dtype="int32")
+                       transform=grid.transform, fill=0,
+                       dtype="uint16" if len(gdf) < 65535 else "int32")
     if not (labels > 0).any():
         raise UserError("glacier outlines do not overlap the DEMs", path)
     return labels, gdf
@@ -141,7 +156,13 @@ def _glacier_labels(path: str, grid: Grid, id_column, name_column):
 def make_dem_change(ref: str, tba: str, outdir: str, *, ref_date: str, tba_date: str,
                     glaciers: str | None = None, stable_mask: str | None = None,
                     options: DemChangeOptions = DemChangeOptions()) -> dict:
-    """Make the elevation-change product of REF and TBA in ``outdir``; return the report."""
+    """Make the elevation-change product of REF and TBA in ``outdir``; return the report.
+
+    The co-registration is fitted on the whole grid; correction, differencing and writing
+    run by blocks of ``options.block_rows`` rows (serially, or on ``options.workers`` dask
+    processes or ``options.scheduler``).  Any cut gives the same rasters up to float32
+    rounding and the same statistics (see :mod:`.blocks`).
+    """
     t0 = time.perf_counter()
     d_ref, d_tba = parse_date(ref_date, "--ref-date"), parse_date(tba_date, "--tba-date")
     if d_ref == d_tba:
@@ -149,8 +170,43 @@ def make_dem_change(ref: str, tba: str, outdir: str, *, ref_date: str, tba_date:
     if options.curvature_second not in CURVATURE_SECOND:
         raise UserError(f"--curvature-second {options.curvature_second!r}: choose from "
                         f"{', '.join(CURVATURE_SECOND)}")
+    if options.block_rows is not None and options.block_rows < 1:
+        raise UserError(f"--block-rows must be >= 1, got {options.block_rows}")
+    if options.workers is not None and options.workers < 0:
+        raise UserError(f"--workers must be >= 0, got {options.workers}")
+    if options.scheduler and (options.workers or 0) >= 2:
+        raise UserError("give either --workers or --scheduler, not both")
     grid, g_ref, g_tba = _target_grid(ref, tba, options.grid)
-    ref_z, tba_z = _on_grid(ref, g_ref, grid), _on_grid(tba, g_tba, grid)
+    parent = Path(outdir).absolute().parent
+    # Block outputs go to scratch files beside OUTDIR (workers elsewhere must see them).
+    scratch = tempfile.mkdtemp(prefix=".cryokit-dem-scratch-",
+                               dir=parent if parent.is_dir() else None)
+    try:
+        return _make(ref, tba, outdir, d_ref, d_tba, glaciers, stable_mask, options, grid,
+                     g_ref, g_tba, scratch, t0)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _fit(ref, tba, glaciers, stable_mask, options, grid, g_ref, g_tba, scratch):
+    """Whole-grid phase: checks, masks (saved to scratch) and the co-registration fit."""
+    labels_path, gdf, n_glacier = None, None, 0
+    stable_path = os.path.join(scratch, "stable.npy")
+    if glaciers:
+        labels, gdf = _glacier_labels(glaciers, grid, options.id_column, options.name_column)
+        labels_path = os.path.join(scratch, "labels.npy")
+        np.save(labels_path, labels)
+        glacier_px = labels > 0
+        del labels
+    if stable_mask:
+        from ..vector import load_mask
+        stable = load_mask(stable_mask, grid)
+    elif glaciers:
+        stable = ~glacier_px
+    else:
+        raise UserError("give --glaciers (stable terrain = outside the outlines) or --stable-mask")
+    np.save(stable_path, stable)
+    ref_z, tba_z = blocks.on_grid(ref, g_ref, grid), blocks.on_grid(tba, g_tba, grid)
     for z, p in ((ref_z, ref), (tba_z, tba)):
         if not np.isfinite(z).any():
             raise UserError("has no valid elevation over the common grid (all nodata or no "
@@ -158,65 +214,110 @@ def make_dem_change(ref: str, tba: str, outdir: str, *, ref_date: str, tba_date:
     both = np.isfinite(ref_z) & np.isfinite(tba_z)
     if not both.any():
         raise UserError("the two DEMs do not overlap", tba)
-    ref_z, tba_z, vref = _vertical(ref_z, tba_z, grid, options, ref, tba)
-    labels, gdf = (None, None)
-    if glaciers:
-        labels, gdf = _glacier_labels(glaciers, grid, options.id_column, options.name_column)
-    if stable_mask:
-        from ..vector import load_mask
-        stable = load_mask(stable_mask, grid)
-    elif labels is not None:
-        stable = labels == 0
-    else:
-        raise UserError("give --glaciers (stable terrain = outside the outlines) or --stable-mask")
+    ref_z, tba_z, vref, vrefs = _vertical(ref_z, tba_z, grid, options, ref, tba)
     stable &= both
-    if stable.sum() < 100:
-        raise UserError(f"only {int(stable.sum())} stable pixels with both DEMs valid (need "
-                        "100)", stable_mask or glaciers)
-    t_read = time.perf_counter() - t0
-
-    res = (abs(grid.res[0]), abs(grid.res[1]))
-    before = ref_z - tba_z
-    t = time.perf_counter()
+    n_stable = int(stable.sum())
+    if n_stable < 100:
+        raise UserError(f"only {n_stable} stable pixels with both DEMs valid (need 100)",
+                        stable_mask or glaciers)
+    n_glacier = int((glacier_px & both).sum()) if glaciers else int((~stable & both).sum())
+    if glaciers:
+        del glacier_px
+    del both
     steps = [COREG_STEPS[s]() for s in options.coreg]
     pipe = coreg.CoregPipeline(steps) if steps else None
-    aligned = tba_z
+    t = time.perf_counter()
     if pipe is not None:
         try:
             pipe.fit(ref_z, tba_z, stable, grid.transform)
         except ValueError as e:
             raise UserError(f"co-registration failed: {e}", tba) from None
-        aligned = pipe.apply(tba_z, grid.transform)
-    t_coreg = time.perf_counter() - t
-    curv_fit, curv, cb = None, None, None
+    return (pipe, gdf, labels_path, stable_path, vref, vrefs, n_stable, n_glacier,
+            time.perf_counter() - t)
+
+
+def _make(ref, tba, outdir, d_ref, d_tba, glaciers, stable_mask, options, grid, g_ref, g_tba,
+          scratch, t0) -> dict:
+    t = time.perf_counter()
+    (pipe, gdf, labels_path, stable_path, vref, vrefs, n_stable, n_glacier,
+     t_coreg) = _fit(ref, tba, glaciers, stable_mask, options, grid, g_ref, g_tba, scratch)
+    t_read = time.perf_counter() - t - t_coreg
+    res = grid.res
+    shift = pipe.shift if pipe is not None else (0.0, 0.0, 0.0)
+    # Rows of context a block needs: the spline's support at the fitted shift, the 5 x 5
+    # curvature stencil, and ~20 rows over which the spline prefilter's edge effect decays
+    # below float32 rounding (0.27 per row).
+    halo = int(math.ceil(abs(shift[1]) / res[1])) + 24
+    spans = blocks.block_spans(grid.height, grid.width, options.block_rows)
+    n_px = grid.height * grid.width
+    setup = blocks.BlockSetup(
+        ref=ref, tba=tba, g_ref=g_ref, g_tba=g_tba, grid=grid, vrefs=vrefs, pipe=pipe,
+        bias=None, curvature=options.curvature_bias, second=options.curvature_second,
+        stable_path=stable_path, labels_path=labels_path, scratch=scratch, halo=halo,
+        later_first=d_ref > d_tba,
+        decimate=max(1, math.ceil(math.sqrt(n_px / FIGURE_PIXELS))),
+        p_stats=(min(1.0, STATS_SAMPLE / max(n_stable, 1)),
+                 min(1.0, STATS_SAMPLE / max(n_glacier, 1))),
+        p_bias=min(1.0, BIAS_SAMPLE / n_stable),
+        p_hyps=min(1.0, HYPS_SAMPLE / max(n_glacier, 1)))
+    with _cluster(options) as address:
+        return _blocks_and_write(spans, setup, address, options, outdir, grid, pipe, gdf, vref,
+                                 halo, shift, res, ref, tba, d_ref, d_tba, t0,
+                                 {"read": round(t_read, 3), "coreg": round(t_coreg, 3)})
+
+
+@contextlib.contextmanager
+def _cluster(options: DemChangeOptions):
+    """Address of the dask scheduler the block passes share: ``--scheduler``, or one local
+    cluster of ``--workers`` processes for both passes (starting one costs seconds); None
+    to run serially."""
+    if options.scheduler or (options.workers or 0) < 2:
+        yield options.scheduler
+        return
+    with parallel.client(None, options.workers) as c:
+        yield c.scheduler.address
+
+
+def _blocks_and_write(spans, setup, address, options, outdir, grid, pipe, gdf, vref,
+                      halo, shift, res, ref, tba, d_ref, d_tba, t0, timings) -> dict:
+    labels_path = setup.labels_path
+    run = dict(scheduler=address, progress=options.progress)
+
+    curv_fit, cb = None, None
     t = time.perf_counter()
     if options.curvature_bias:
-        curv, kmin = terrain.principal_curvatures(ref_z, res)
-        second = {"min_curvature": kmin, "elevation": ref_z}.get(options.curvature_second)
-        cb = bias.CurvatureBias().fit(ref_z - aligned, curv, stable, second=second)
-        # Curvature is undefined on the DEM's outer pixels: leave those uncorrected.
-        aligned = aligned + np.nan_to_num(cb.predict(curv, second), nan=0.0)
-        curv_fit = {"variables": ["max_curvature"] + ([options.curvature_second] if second is not None else []),
+        parts = run_tasks(blocks.bias_samples, spans, shared={"setup": setup},
+                          description="curvature samples", **run)
+        cols = [np.concatenate(c) for c in zip(*parts)]
+        second = cols[2] if len(cols) > 2 else None
+        try:
+            cb = bias.CurvatureBias().fit(cols[0], cols[1], None, second=second)
+        except ValueError as e:
+            raise UserError(f"curvature-bias fit failed: {e}", tba) from None
+        del parts, cols, second
+        curv_fit = {"variables": ["max_curvature"] + (
+                        [options.curvature_second] if options.curvature_second != "none" else []),
                     "units": "curvature in 100 m^-1, bias in m (added to TBA)", **cb.meta}
+        setup = dataclasses.replace(setup, bias=cb)
     t_bias = time.perf_counter() - t
-    after = ref_z - aligned
-    later_first = d_ref > d_tba
-    dh = after if later_first else -after          # later minus earlier
+
+    t = time.perf_counter()
+    parts = run_tasks(blocks.apply_block, spans, shared={"setup": setup},
+                      description="dem-change blocks", **run)
+    st = {when: {name: blocks.merge_stats(
+              [p["stats"][(when, name)] for p in parts],
+              np.concatenate([p["samples"][(when, name)] for p in parts]))
+              for name in ("stable", "glacier")} for when in ("before", "after")}
+    for p in parts:
+        del p["samples"]
+    dec = {k: np.concatenate([p["decimated"][k] for p in parts]) for k in parts[0]["decimated"]}
+    tables = _hypsometric_tables(parts) if labels_path else {}
+    for p in parts:
+        p.pop("hyps", None)
+    t_apply = time.perf_counter() - t
+    k = setup.decimate
+    vario = uncertainty.variogram(dec["after"], dec["stable"], res[0] * k)
     years = abs((d_ref - d_tba).days) / 365.25
-    glacier_mask = labels > 0 if labels is not None else ~stable & both
-    filled = np.zeros(dh.shape, bool)
-    if labels is not None:
-        dh, filled = voids.fill_hypsometric(dh, ref_z, labels)
-    dhdt = dh / years
-    st = {"before": {"stable": stats.dh_stats(before, stable),
-                     "glacier": stats.dh_stats(before, glacier_mask)},
-          "after": {"stable": stats.dh_stats(after, stable),
-                    "glacier": stats.dh_stats(after, glacier_mask)}}
-    vario = uncertainty.variogram(after, stable, res[0])
-    shift = (pipe.meta.get("shift_x", 0.0), pipe.meta.get("shift_y", 0.0),
-             pipe.meta.get("shift_z", 0.0)) if pipe else (0.0, 0.0, 0.0)
-    table = _glacier_table(gdf, labels, dh, filled, res, years, st["after"]["stable"]["nmad"],
-                           vario["range_m"], options) if labels is not None else None
     report = {
         "product": "glacier elevation change from DEM differencing",
         "software": f"cryokit {__version__}",
@@ -232,27 +333,82 @@ def make_dem_change(ref: str, tba: str, outdir: str, *, ref_date: str, tba_date:
                            "pipeline": pipe.meta if pipe else None},
         "curvature_bias": curv_fit,
         "statistics": st, "variogram": vario,
-        "void_filled_pixels": int(filled.sum()),
+        "statistics_note": (f"dh = REF - TBA (m). mean, std, count over all pixels; median and "
+                            f"NMAD over all pixels, or a fixed pseudo-random subsample of "
+                            f"{STATS_SAMPLE} when there are more; variogram from pixels on "
+                            f"every {k}th row and column"),
+        "blocks": {"count": len(spans), "rows": spans[0][1] - spans[0][0], "halo_rows": halo,
+                   "workers": options.workers, "scheduler": options.scheduler},
         "density_kg_m3": [ICE_DENSITY, ICE_DENSITY_ERR],
-        "timings_s": {"read": round(t_read, 3), "coreg": round(t_coreg, 3),
-                      "curvature_bias": round(t_bias, 3)},
     }
-    _write(outdir, grid, ref_z, before, after, aligned, dh, dhdt, filled, cb, table, gdf,
-           report, d_ref, d_tba, options)
+    report["timings_s"] = timings | {"curvature_bias": round(t_bias, 3),
+                                     "apply": round(t_apply, 3)}
+    t = time.perf_counter()
+    report["void_filled_pixels"] = _write(
+        outdir, grid, setup, parts, tables, dec, cb, gdf, report, d_ref, d_tba, years,
+        options)
+    report["timings_s"]["write"] = round(time.perf_counter() - t, 3)
     report["timings_s"]["total"] = round(time.perf_counter() - t0, 3)
     return report
 
 
-def _glacier_table(gdf, labels, dh, filled, res, years, nmad_stable, range_m, options):
+def _hypsometric_tables(parts) -> dict[int, tuple[int, np.ndarray]]:
+    """Glacier k -> (first band, dh per band) from the kept glacier pixels of all blocks,
+    for the glaciers with voids: :func:`.voids.fill_hypsometric` on one probe pixel per band."""
+    want = np.unique(np.concatenate([p["void_labels"] for p in parts]))
+    if want.size == 0:
+        return {}
+    lab, band, dh = (np.concatenate(c) for c in zip(*(p["hyps"] for p in parts)))
+    sel = np.isin(lab, want)
+    lab, band, dh = lab[sel], band[sel], dh[sel]
+    if lab.size == 0:
+        return {}
+    n = int(want.max()) + 1
+    lo = np.full(n, np.iinfo(np.int32).max, np.int64)
+    hi = np.full(n, np.iinfo(np.int32).min, np.int64)
+    np.minimum.at(lo, lab, band)
+    np.maximum.at(hi, lab, band)
+    ks = [int(k) for k in want if lo[k] <= hi[k]]
+    probe_lab = np.concatenate([np.full(hi[k] - lo[k] + 1, k) for k in ks])
+    probe_band = np.concatenate([np.arange(lo[k], hi[k] + 1) for k in ks])
+    # Band numbers as elevations with a band height of 1: the bands are exactly the same.
+    out, filled = voids.fill_hypsometric(
+        np.concatenate([dh, np.full(probe_lab.size, np.nan, np.float32)]),
+        np.concatenate([band, probe_band]).astype(np.float64) + 0.5,
+        np.concatenate([lab, probe_lab]), band=1.0)
+    vals, got = out[dh.size:], filled[dh.size:]
+    tables, start = {}, 0
+    for k in ks:
+        m = hi[k] - lo[k] + 1
+        if got[start:start + m].all():
+            tables[k] = (int(lo[k]), vals[start:start + m].copy())
+        start += m
+    return tables
+
+
+def _fill_block(dh, labels, ref_z, tables, band):
+    """Fill the voids of one block from the band tables; the filled-pixel mask."""
+    filled = np.zeros(dh.shape, bool)
+    if ref_z is None:
+        return filled
+    void = ~np.isfinite(dh) & (labels > 0) & np.isfinite(ref_z)
+    for k in np.unique(labels[void]):
+        if int(k) not in tables:
+            continue
+        lo, med = tables[int(k)]
+        hole = void & (labels == k)
+        b = np.clip(np.floor(ref_z[hole] / band).astype(int) - lo, 0, med.size - 1)
+        dh[hole] = med[b]
+        filled[hole] = True
+    return filled
+
+
+def _glacier_table(gdf, count, valid, sums, nfill, res, years, nmad_stable, range_m, options):
     import pandas as pd
 
     px_area = res[0] * res[1]
-    n = labels.max()
-    count = np.bincount(labels.ravel(), minlength=n + 1)
-    fin = np.isfinite(dh)
-    valid = np.bincount(labels[fin], minlength=n + 1)
-    sums = np.bincount(labels[fin], weights=dh[fin].astype(float), minlength=n + 1)
-    nfill = np.bincount(labels[filled], minlength=n + 1)
+    nz = np.flatnonzero(count)
+    n = int(nz[-1]) if nz.size else 0
     rows = []
     for k in range(1, n + 1):
         area = count[k] * px_area
@@ -275,27 +431,60 @@ def _glacier_table(gdf, labels, dh, filled, res, years, nmad_stable, range_m, op
     return pd.DataFrame(rows)
 
 
-def _write(outdir, grid, ref_z, before, after, aligned, dh, dhdt, filled, cb, table, gdf,
-           report, d_ref, d_tba, opts):
+def _write(outdir, grid, setup, parts, tables, dec, cb, gdf, report, d_ref, d_tba, years,
+           opts) -> int:
+    """Fill, write the rasters block by block, then tables, figures and records.
+    Returns the number of void-filled pixels."""
     from . import figures
 
     d1, d2 = sorted((d_ref, d_tba))
     tags = {"date_earlier": d1.isoformat(), "date_later": d2.isoformat(),
             "sign_convention": CONVENTION, "software": report["software"],
             "vertical_reference": report["vertical_reference"]}
-    res = (abs(grid.res[0]), abs(grid.res[1]))
-    with staged_dir(outdir) as stage:
-        write_cog(stage / "dh.tif", [dh.astype(np.float32), filled.astype(np.float32)], grid,
-                  units=["m", "1"], tags=tags | {"units": "m"},
-                  descriptions=[f"elevation change {d1} to {d2} (m, later minus earlier)",
-                                "1 = void filled (hypsometric), 0 = measured"])
-        write_cog(stage / "dhdt.tif", dhdt.astype(np.float32), grid, units="m/yr",
-                  tags=tags | {"units": "m/yr"},
-                  descriptions=[f"rate of elevation change {d1} to {d2} (m/yr)"])
-        write_cog(stage / "tba_coregistered.tif", aligned.astype(np.float32), grid, units="m",
-                  tags=tags | {"units": "m"},
-                  descriptions=["TBA DEM co-registered and bias-corrected onto REF (m)"])
-        if table is not None:
+    res, k = grid.res, setup.decimate
+    nlab = 0
+    if setup.labels_path:
+        labels_all = np.load(setup.labels_path, mmap_mode="r")
+        nlab = int(len(gdf)) + 1
+    acc = {n: np.zeros(nlab) for n in ("count", "valid", "sums", "nfill")}
+    dh_dec = []
+    with staged_dir(outdir) as stage, \
+            TiledWriter(stage / "dh.tif", grid, count=2, units=["m", "1"],
+                        tags=tags | {"units": "m"},
+                        descriptions=[f"elevation change {d1} to {d2} (m, later minus earlier)",
+                                      "1 = void filled (hypsometric), 0 = measured"]) as w_dh, \
+            TiledWriter(stage / "dhdt.tif", grid, units="m/yr", tags=tags | {"units": "m/yr"},
+                        descriptions=[f"rate of elevation change {d1} to {d2} (m/yr)"]) as w_rate, \
+            TiledWriter(stage / "tba_coregistered.tif", grid, units="m",
+                        tags=tags | {"units": "m"},
+                        descriptions=["TBA DEM co-registered and bias-corrected onto REF (m)"]) as w_al:
+        for p in parts:
+            r0, r1 = p["span"]
+            dh = np.load(os.path.join(setup.scratch, f"dh_{r0}.npy"))
+            filled = np.zeros(dh.shape, bool)
+            if setup.labels_path:
+                labels = np.asarray(labels_all[r0:r1])
+                ref_file = os.path.join(setup.scratch, f"ref_{r0}.npy")
+                if p["void_labels"].size and tables:
+                    filled = _fill_block(dh, labels, np.load(ref_file), tables, setup.band)
+                fin = np.isfinite(dh)
+                acc["count"] += np.bincount(labels.ravel(), minlength=nlab)[:nlab]
+                acc["valid"] += np.bincount(labels[fin], minlength=nlab)[:nlab]
+                acc["sums"] += np.bincount(labels[fin], weights=dh[fin].astype(float),
+                                           minlength=nlab)[:nlab]
+                acc["nfill"] += np.bincount(labels[filled], minlength=nlab)[:nlab]
+            w_dh.write([dh, filled.astype(np.float32)], r0)
+            w_rate.write((dh / years).astype(np.float32), r0)
+            w_al.write(np.load(os.path.join(setup.scratch, f"aligned_{r0}.npy")), r0)
+            dh_dec.append(dh[np.arange((-r0) % k, r1 - r0, k), ::k])
+            for f in glob.glob(os.path.join(setup.scratch, f"*_{r0}.npy")):
+                os.unlink(f)
+        n_filled = int(acc["nfill"].sum())
+        s_after = report["statistics"]["after"]["stable"]
+        if setup.labels_path:
+            table = _glacier_table(gdf, acc["count"], acc["valid"], acc["sums"], acc["nfill"],
+                                   res, years, s_after["nmad"], report["variogram"]["range_m"],
+                                   opts)
             table.to_csv(stage / "glaciers.csv", index=False, float_format="%.6g")
             # GeoPackage field names are case-insensitive: 'Name' and 'name' collide.
             taken = {c.lower() for c in table.columns}
@@ -303,24 +492,24 @@ def _write(outdir, grid, ref_z, before, after, aligned, dh, dhdt, filled, cb, ta
                                     if c.lower() in taken and c != gdf.geometry.name])
             out = out.join(table).set_geometry(gdf.geometry.name)
             out.to_file(stage / "glaciers.gpkg", driver="GPKG")
-        write_json(stage / "report.json", report)
+        write_json(stage / "report.json", report | {"void_filled_pixels": n_filled})
         (stage / "figures").mkdir()
-        figures.histograms(stage / "figures" / "dh_histogram.png", before, after,
+        figures.histograms(stage / "figures" / "dh_histogram.png", dec["before"], dec["after"],
                            report["statistics"])
         if cb is not None:
             figures.curvature(stage / "figures" / "curvature_bias.png", cb)
         nk = next((s for s in (report["coregistration"]["pipeline"] or {}).get("steps", [])
                    if s.get("name") == "NuthKaab"), None)
         if nk:
-            figures.nuth_kaab(stage / "figures" / "nuth_kaab.png", ref_z, ref_z - before, res,
-                              nk)
+            figures.nuth_kaab(stage / "figures" / "nuth_kaab.png", dec["ref"], dec["tba"],
+                              (res[0] * k, res[1] * k), nk)
         b = grid.bounds
-        shade = terrain.hillshade(ref_z, res)
-        lim = float(np.nanpercentile(np.abs(dh), 98)) if np.isfinite(dh).any() else 1.0
-        raster_quicklook(stage / "quicklook.png", dh, extent=(b[0], b[2], b[1], b[3]),
+        dh_q = np.concatenate(dh_dec)
+        shade = terrain.hillshade(dec["ref"], (res[0] * k, res[1] * k))
+        lim = float(np.nanpercentile(np.abs(dh_q), 98)) if np.isfinite(dh_q).any() else 1.0
+        raster_quicklook(stage / "quicklook.png", dh_q, extent=(b[0], b[2], b[1], b[3]),
                          cmap="RdBu", label="dh (m)", vmin=-lim, vmax=lim, background=shade,
                          title=f"Elevation change {d1} to {d2} (m)", diverging=True)
-        s_after = report["statistics"]["after"]["stable"]
         quality = (f"stable terrain after co-registration: median {s_after['median']:.2f} m, "
                    f"NMAD {s_after['nmad']:.2f} m over {s_after['count']} pixels")
         write_records(
@@ -339,4 +528,4 @@ def _write(outdir, grid, ref_z, before, after, aligned, dh, dhdt, filled, cb, ta
             quality=quality, place=opts.place, licence=opts.licence,
             temporal_resolution=f"{report['years']:.2f} years",
             keywords=("glacier", "elevation change", "DEM", "mass balance", "cryosphere"))
-
+    return n_filled

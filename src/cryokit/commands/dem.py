@@ -1,0 +1,69 @@
+"""``cryokit dem-change``: glacier elevation change from two DEMs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import summary
+
+
+def dem_change(
+    ref: Path = typer.Argument(..., help="Reference DEM (metres; any GDAL raster, projected CRS)."),
+    tba: Path = typer.Argument(..., help="DEM to be aligned (other date/source/resolution/CRS)."),
+    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output directory (created or replaced whole)."),
+    ref_date: str = typer.Option(..., "--ref-date", help="Date of REF (YYYY-MM-DD)."),
+    tba_date: str = typer.Option(..., "--tba-date", help="Date of TBA (YYYY-MM-DD)."),
+    glaciers: Optional[Path] = typer.Option(None, "--glaciers", help="Glacier outlines (any OGR vector format); stable terrain is the rest unless --stable-mask."),
+    stable_mask: Optional[Path] = typer.Option(None, "--stable-mask", help="Stable terrain (polygons, or a raster whose non-zero pixels are stable)."),
+    grid: str = typer.Option("coarser", "--grid", help="Common grid: coarser | ref | tba."),
+    coreg_steps: str = typer.Option("nuth_kaab,vertical_shift", "--coreg", help="Co-registration pipeline, in order: nuth_kaab, vertical_shift, deramp (comma-separated) or none."),
+    curvature_bias: bool = typer.Option(True, "--curvature-bias/--no-curvature-bias", help="Remove the dh bias that depends on maximum curvature (resolution difference)."),
+    curvature_second: str = typer.Option("min_curvature", "--curvature-second", help="Second variable of the curvature-bias table: min_curvature (default; with maximum curvature it describes the smoothing of a coarser DEM), elevation, or none (maximum curvature only, as xDEM TerrainBias)."),
+    ref_vref: Optional[str] = typer.Option(None, "--ref-vref", help="Vertical reference of REF: ellipsoid, or a geoid undulation grid file (heights above that geoid)."),
+    tba_vref: Optional[str] = typer.Option(None, "--tba-vref", help="Vertical reference of TBA (as --ref-vref). Different references are converted to the ellipsoid."),
+    id_column: Optional[str] = typer.Option(None, "--id-column", help="Glacier id column of the outlines (default: row number)."),
+    name_column: Optional[str] = typer.Option(None, "--name-column", help="Glacier name column of the outlines."),
+    place: Optional[str] = typer.Option(None, "--place", help="Place name for the metadata record."),
+    block_rows: Optional[int] = typer.Option(None, "--block-rows", help="Rows per block of the correction/differencing/writing pass [default: about 4 million pixels per block; grids smaller than that are one block]. Smaller blocks use less memory; the result does not depend on it (up to float32 rounding)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Run the blocks on a local dask cluster of N processes (N >= 2; default: serial). The co-registration fit stays in this process."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Run the blocks on a running dask.distributed scheduler (tcp://host:port); workers must see the input files and OUTDIR's parent folder."),
+):
+    """Glacier elevation change from two DEMs: co-registration, bias correction, per-glacier change.
+
+    Writes OUTDIR/dh.tif (later minus earlier, m; band 2 marks hypsometrically filled voids),
+    dhdt.tif (m/yr), tba_coregistered.tif, glaciers.csv and glaciers.gpkg (area, mean dh, dh/dt,
+    volume change, mass balance in m w.e./yr with density 850 +- 60 kg/m3, and uncertainties from a
+    variogram of stable dh), report.json (coregistration.shift_x/shift_y/shift_z: the translation
+    that, added to TBA, aligns it on REF; statistics before/after of dh = REF - TBA in m),
+    figures/, metadata.json, stac-item.json and quicklook.png.
+
+    The co-registration is fitted on the whole grid; the rest runs by blocks of rows
+    (--block-rows), serially or with --workers/--scheduler. Median and NMAD use every pixel up
+    to 10 million per statistic, a fixed pseudo-random subsample beyond (noted in report.json).
+    """
+    from ..elevation.product import DemChangeOptions, make_dem_change, parse_coreg
+
+    opts = DemChangeOptions(grid=grid, coreg=parse_coreg(coreg_steps),
+                            curvature_bias=curvature_bias, curvature_second=curvature_second,
+                            ref_vref=ref_vref, tba_vref=tba_vref, id_column=id_column,
+                            name_column=name_column, place=place, block_rows=block_rows,
+                            workers=workers, scheduler=scheduler, progress=True)
+    rep = make_dem_change(str(ref), str(tba), str(outdir), ref_date=ref_date, tba_date=tba_date,
+                          glaciers=str(glaciers) if glaciers else None,
+                          stable_mask=str(stable_mask) if stable_mask else None, options=opts)
+    c = rep["coregistration"]
+    sb, sa = rep["statistics"]["before"]["stable"], rep["statistics"]["after"]["stable"]
+    summary("cryokit dem-change", [
+        ("shift", f"x {c['shift_x']:+.2f} m, y {c['shift_y']:+.2f} m, z {c['shift_z']:+.2f} m"),
+        ("stable before", f"median {sb['median']:+.2f} m, NMAD {sb['nmad']:.2f} m"),
+        ("stable after", f"median {sa['median']:+.2f} m, NMAD {sa['nmad']:.2f} m"),
+        ("blocks", f"{rep['blocks']['count']} of {rep['blocks']['rows']} rows"),
+        ("output", str(outdir))])
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``dem-change`` command to the top-level app."""
+    app.command("dem-change")(dem_change)
