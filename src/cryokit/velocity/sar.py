@@ -30,7 +30,12 @@ SAR_DEFAULTS = TrackParams(chip=64, step=16, search=24, prefilter="highpass", si
 
 
 def sar_params(**changes) -> TrackParams:
-    """The SAR tracking defaults (:data:`SAR_DEFAULTS`) with ``changes`` applied."""
+    """The SAR tracking defaults (:data:`SAR_DEFAULTS`) with ``changes`` applied.
+
+    A change of None is ignored (it stands for a command-line option left unset); to set a
+    field to None, e.g. ``lk_narrow=None`` to drop the strain-adaptive second LK pass, use
+    ``dataclasses.replace(sar_params(), lk_narrow=None)``.
+    """
     return replace(SAR_DEFAULTS, **{k: v for k, v in changes.items() if v is not None})
 
 
