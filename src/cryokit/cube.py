@@ -31,6 +31,24 @@ def spatial_ref(grid: Grid) -> tuple:
                                                        grid.transform.to_gdal())})
 
 
+def xy_coords(grid: Grid) -> dict:
+    """CF ``x`` and ``y`` coordinates (pixel centres) of ``grid`` as xarray coordinate tuples,
+    with units and standard names for a geographic or a projected CRS."""
+    rows, cols = np.arange(grid.shape[0]), np.arange(grid.shape[1])
+    x, _ = grid.xy(np.zeros_like(cols), cols)
+    _, y = grid.xy(rows, np.zeros_like(rows))
+    if grid.crs is not None and grid.crs.is_geographic:
+        xa = {"units": "degrees_east", "standard_name": "longitude"}
+        ya = {"units": "degrees_north", "standard_name": "latitude"}
+    else:
+        unit = "m"
+        if grid.crs is not None and grid.crs.linear_units not in ("metre", "meter", "unknown", None):
+            unit = grid.crs.linear_units
+        xa = {"units": unit, "standard_name": "projection_x_coordinate"}
+        ya = {"units": unit, "standard_name": "projection_y_coordinate"}
+    return {"x": ("x", np.asarray(x, float), xa), "y": ("y", np.asarray(y, float), ya)}
+
+
 def write_cube(ds, path: str | os.PathLike, since: dt.date) -> None:
     """Write the xarray Dataset ``ds`` to ``path`` atomically with h5netcdf.
 

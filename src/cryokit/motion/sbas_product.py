@@ -25,7 +25,7 @@ import pandas as pd
 
 from .. import __version__, parallel
 from ..atomic import staged_dir
-from ..cube import GRID_MAPPING, spatial_ref, write_cube
+from ..cube import GRID_MAPPING, spatial_ref, write_cube, xy_coords
 from ..errors import UserError
 from ..product import write_json, write_records
 from ..raster import write_cog
@@ -375,15 +375,6 @@ def _write_cube(path: Path, stack: IfgStack, disp, vel, tcoh, keep, ref) -> None
     import xarray as xr
 
     g = stack.grid
-    rr = np.arange(g.height)
-    cc = np.arange(g.width)
-    x, _ = g.xy(np.zeros_like(cc), cc)
-    _, y = g.xy(rr, np.zeros_like(rr))
-    geo = g.crs.is_geographic
-    xa = {"units": "degrees_east" if geo else "m",
-          "standard_name": "longitude" if geo else "projection_x_coordinate"}
-    ya = {"units": "degrees_north" if geo else "m",
-          "standard_name": "latitude" if geo else "projection_y_coordinate"}
     gm = GRID_MAPPING
     ds = xr.Dataset(
         {"displacement": (("time", "y", "x"), disp.astype(np.float32),
@@ -394,7 +385,7 @@ def _write_cube(path: Path, stack: IfgStack, disp, vel, tcoh, keep, ref) -> None
          "temporal_coherence": (("y", "x"), tcoh.astype(np.float32),
                                 gm | {"units": "1", "long_name": "SBAS temporal coherence"}),
          "spatial_ref": spatial_ref(g)},
-        coords={"x": ("x", x, xa), "y": ("y", y, ya),
+        coords={**xy_coords(g),
                 "time": ("time", np.array(stack.dates, "datetime64[ns]"),
                          {"long_name": "acquisition date"})},
         attrs={"title": "SBAS LOS displacement series", "Conventions": "CF-1.8",

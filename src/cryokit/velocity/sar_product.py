@@ -24,7 +24,7 @@ from rasterio.enums import Resampling
 
 from .. import __version__, parallel
 from ..atomic import remove_stale_temps
-from ..cube import GRID_MAPPING, spatial_ref, write_cube
+from ..cube import GRID_MAPPING, spatial_ref, write_cube, xy_coords
 from ..dates import acquisition_date
 from ..errors import UserError
 from ..product import write_json, write_records
@@ -314,9 +314,6 @@ def _cube(path, ngrid, dates, pairs, rng, az, dt_days, cum_r, cum_a, vr, va, spe
     """velocity_cube.nc: pair velocities (time = pair middle), cumulative series, means."""
     import xarray as xr
 
-    t = ngrid.transform
-    x = t.c + t.a * (np.arange(ngrid.width) + 0.5)
-    y = t.f + t.e * (np.arange(ngrid.height) + 0.5)
     mid = [np.datetime64(dates[i]) + np.timedelta64((dates[j] - dates[i]).days * 12, "h")
            for i, j in pairs]
     bnds = np.array([[np.datetime64(dates[i], "ns"), np.datetime64(dates[j], "ns")]
@@ -342,8 +339,7 @@ def _cube(path, ngrid, dates, pairs, rng, az, dt_days, cum_r, cum_a, vr, va, spe
             "mean_v_azimuth": (("y", "x"), va.astype(np.float32), gm | {"units": units}),
             "spatial_ref": spatial_ref(ngrid),
         },
-        coords={"x": ("x", x, {"units": "m", "standard_name": "projection_x_coordinate"}),
-                "y": ("y", y, {"units": "m", "standard_name": "projection_y_coordinate"}),
+        coords={**xy_coords(ngrid),
                 "time": ("time", np.array(mid, "datetime64[ns]"),
                          {"long_name": "middle of the pair", "bounds": "time_bnds"}),
                 "date": ("date", np.array(dates, "datetime64[ns]"),
