@@ -68,18 +68,19 @@ def test_glacier_pair_accuracy(glacier):
 
 
 def test_slc_off_gaps(glacier_slc):
+    # Issue 2 targets under SLC-off gaps (22 % of each image, different stripes per date).
     params = TrackParams(step=16, search=16)
     f = track_pair(glacier_slc.ref, glacier_slc.sec, params)
     e = _errors(glacier_slc, f, params)
+    moving = mask_at_nodes(glacier_slc.glacier, f.dx.shape, params.step, params.chip)
+    # Measured 93.6 % of moving nodes valid at RMSE 0.098 px, 0.05 % (1 node) > 1 px; the
+    # bounds are the issue's. Without the fall-back 73 % are valid.
+    assert f.valid[moving].mean() >= 0.90
     assert e["rmse_px"] <= 0.1
     assert e["share_over_1px"] <= 0.01
     # No NaN leaks into valid output and invalid nodes are NaN.
     assert np.isfinite(f.dx[f.valid]).all() and np.isfinite(f.dy[f.valid]).all()
     assert np.isnan(f.dx[~f.valid]).all()
-    # Nodes that fail next to gaps are matched again with a 1.5x chip and kept where their LK
-    # standard error is <= 0.06 px: 81 % valid measured (70 % without the fall-back), at the
-    # same RMSE (0.095 px).
-    assert f.valid.mean() > 0.78
 
 
 def test_gap_fallback_adds_nodes_without_losing_accuracy(glacier_slc):
@@ -88,14 +89,40 @@ def test_gap_fallback_adds_nodes_without_losing_accuracy(glacier_slc):
     f0 = track_pair(glacier_slc.ref, glacier_slc.sec, base)
     f1 = track_pair(glacier_slc.ref, glacier_slc.sec, params)
     added = f1.valid & ~f0.valid
-    assert added.mean() > 0.08                 # measured 0.11 of all nodes
+    assert added.mean() > 0.2                  # measured 0.25 of all nodes
     # Nodes the normal chip matched are untouched.
     both = f0.valid & f1.valid
     assert np.array_equal(f0.dx[both], f1.dx[both])
     tx, ty = truth_at_nodes(glacier_slc.dx, glacier_slc.dy, f1.dx.shape, params.step,
                             params.chip)
-    err = np.hypot(f1.dx - tx, f1.dy - ty)[added]
-    assert np.sqrt(np.mean(err ** 2)) <= 0.12    # measured ~0.09 px
+    err = np.hypot(f1.dx - tx, f1.dy - ty)
+    assert np.sqrt(np.mean(err[added] ** 2)) <= 0.12     # measured 0.108 px
+    # On static ground the joint-mask pre-filter removes the gap-edge bias: the added nodes
+    # are more accurate there than the normal-chip nodes next to gaps (0.04 vs 0.07 px
+    # measured; 0.16 px with the images pre-filtered on their own masks).
+    static = mask_at_nodes(glacier_slc.stable, f1.dx.shape, params.step, params.chip)
+    assert np.sqrt(np.mean(err[added & static] ** 2)) <= 0.06
+
+
+def test_gap_fallback_tiles_equal_whole(glacier_slc):
+    # The fall-back's per-node windows must not depend on which other nodes share its batch,
+    # nor on the window around the nodes beyond window_margin: a tile equals the whole run.
+    from cryokit.velocity.track import match_window, node_origins, window_margin
+
+    params = TrackParams(step=16, search=6)
+    ref, sec = glacier_slc.ref, glacier_slc.sec
+    o = node_origins(40, 16, 40)
+    R, C = (u.ravel() for u in np.meshgrid(o, o, indexing="ij"))
+    z = np.zeros(R.size, np.int64)
+    whole = match_window(ref, sec, R, C, z, z, params)
+    sel = (R >= 200) & (R < 400) & (C >= 100) & (C < 300)
+    m = window_margin(params)
+    top, left = int(R[sel].min()) - 6 - m, int(C[sel].min()) - 6 - m
+    bottom, right = int(R[sel].max()) + 46 + m, int(C[sel].max()) + 46 + m
+    tile = match_window(ref[top:bottom, left:right], sec[top:bottom, left:right],
+                        R[sel] - top, C[sel] - left, z[sel], z[sel], params)
+    for w, t in zip(whole, tile):
+        assert np.array_equal(w[sel], t, equal_nan=True)
 
 
 @pytest.mark.parametrize("kw", [dict(matcher="oc"), dict(prefilter="wallis"), dict(prefilter="none")])
