@@ -49,12 +49,15 @@ def window_counts(mask: np.ndarray, r0, c0, h: int, w: int, outside: bool = True
     O(1) per window through a summed-area table.
     """
     H, W = mask.shape
-    sat = np.zeros((H + 1, W + 1), np.int64)
-    sat[1:, 1:] = mask.cumsum(0).cumsum(1)
     r0, c0 = np.asarray(r0), np.asarray(c0)
     ra, rb = np.clip(r0, 0, H), np.clip(r0 + h, 0, H)
     ca, cb = np.clip(c0, 0, W), np.clip(c0 + w, 0, W)
-    inside = sat[rb, cb] - sat[ra, cb] - sat[rb, ca] + sat[ra, ca]
+    if mask.any():
+        sat = np.zeros((H + 1, W + 1), np.int64)
+        sat[1:, 1:] = mask.cumsum(0).cumsum(1)
+        inside = sat[rb, cb] - sat[ra, cb] - sat[rb, ca] + sat[ra, ca]
+    else:  # gap-free images, the common case: no table to build
+        inside = np.zeros(np.broadcast(r0, c0).shape, np.int64)
     if not outside:
         return inside
     return inside + h * w - (rb - ra) * (cb - ca)
@@ -204,7 +207,11 @@ def correlation_surfaces(ref: np.ndarray, sec: np.ndarray, r0, c0, centre_dy, ce
         out[j] = masked_ncc(extract(ref, r0[j], c0[j], chip, chip),
                             extract(sec, sr0[j], sc0[j], m, m), min_overlap)
 
-    _map(run_masked, _chunks(len(masked), 256), threads)
+    if fused and masked.size:  # direct sums: 5-12x faster than per-node FFTs at these sizes
+        ncc_kernel.masked_surfaces(ref, sec, r0, c0, sr0, sc0, masked, out, chip=chip,
+                                   min_overlap=min_overlap, threads=threads)
+    else:
+        _map(run_masked, _chunks(len(masked), 256), threads)
     return Surfaces(out, cy, cx, search)
 
 
@@ -297,7 +304,7 @@ def shifted_chips(img: np.ndarray, r0, c0, dy, dx, chip: int) -> np.ndarray:
 def refine_lk(ref: np.ndarray, sec: np.ndarray, r0, c0, dy, dx, *, chip: int, iterations: int = 4,
               max_move: float = 1.0, tol: float = 2e-3, window: float | None = None,
               threads: int = 1, chunk: int = 1024, sigma: bool = False,
-              min_valid: float = MIN_LK_VALID):
+              min_valid: float = MIN_LK_VALID, gradient=None):
     """Sub-pixel refinement by masked, normalised Lucas-Kanade (inverse compositional).
 
     Minimises sum w (norm(SEC(x + d)) - norm(REF(x)))^2 over each chip, where norm removes the
@@ -306,7 +313,8 @@ def refine_lk(ref: np.ndarray, sec: np.ndarray, r0, c0, dy, dx, *, chip: int, it
     Lanczos-3 (:func:`shifted_chips`). Starting values come from the correlation peak; nodes stop
     iterating once their update is below ``tol`` px. A node with fewer than ``min_valid`` of
     its chip's pixels valid in both images, that moves more than ``max_move`` px from its
-    start, or whose system is singular, is NaN. With ``sigma=True`` a third array
+    start, or whose system is singular, is NaN. ``gradient`` may pass ``np.gradient(ref)``
+    when several calls share one reference. With ``sigma=True`` a third array
     holds each node's standard error (px, radial) from the residual of its last iteration:
     sqrt(var(residual) * trace(H^-1)), the Cramer-Rao bound of a least-squares shift.
 
@@ -328,7 +336,7 @@ def refine_lk(ref: np.ndarray, sec: np.ndarray, r0, c0, dy, dx, *, chip: int, it
     todo = np.flatnonzero(np.isfinite(dy) & np.isfinite(dx))
     ref = np.asarray(ref, np.float32)
     sec = np.asarray(sec, np.float32)
-    gy, gx = np.gradient(ref)
+    gy, gx = np.gradient(ref) if gradient is None else gradient
     need = min_valid * chip * chip
     taper = np.ones((chip, chip), np.float32)
     if window:

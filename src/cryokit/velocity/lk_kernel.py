@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover - numba is a core dependency; numpy path
     numba = None
 
 AVAILABLE = numba is not None
+_CHUNK = 32
 
 
 def _lanczos(frac, out):
@@ -41,87 +42,17 @@ def _refine(ref, sec, gx, gy, r0, c0, dy, dx, chip, taper, iterations, tol, need
     H, W = sec.shape
     n = r0.shape[0]
     m = chip + 5
-    for q in prange(n):
-        out_y[q] = np.nan
-        out_x[q] = np.nan
-        out_s[q] = np.nan
-        if not (math.isfinite(dy[q]) and math.isfinite(dx[q])):
-            continue
-        t = np.zeros((chip, chip), np.float32)
-        tx = np.zeros((chip, chip), np.float32)
-        ty = np.zeros((chip, chip), np.float32)
-        base = np.zeros((chip, chip), np.bool_)
-        full = False
-        if 0 <= r0[q] and r0[q] + chip <= H and 0 <= c0[q] and c0[q] + chip <= W:
-            nbad = 0
-            for i in range(chip):
-                t[i, :] = ref[r0[q] + i, c0[q]:c0[q] + chip]
-                tx[i, :] = gx[r0[q] + i, c0[q]:c0[q] + chip]
-                ty[i, :] = gy[r0[q] + i, c0[q]:c0[q] + chip]
-                for j in range(chip):
-                    nbad += not (math.isfinite(t[i, j]) and math.isfinite(tx[i, j])
-                                 and math.isfinite(ty[i, j]))
-            full = nbad == 0
-        if full:
-            base[:] = True
-        else:
-            for i in range(chip):
-                for j in range(chip):
-                    r, c = r0[q] + i, c0[q] + j
-                    t[i, j], tx[i, j], ty[i, j] = 0.0, 0.0, 0.0
-                    if 0 <= r < H and 0 <= c < W:
-                        a, b, g = ref[r, c], gx[r, c], gy[r, c]
-                        if math.isfinite(a) and math.isfinite(b) and math.isfinite(g):
-                            t[i, j], tx[i, j], ty[i, j] = a, b, g
-                            base[i, j] = True
-        # Template terms for windows without nodata, where the valid set is the template's
-        # own and so the weighted means, contrast and Gauss-Newton matrix do not change from
-        # one iteration to the next (the inverse-compositional saving). Zero weight (and zero
-        # values) off the valid set keeps the loops branch-free, so LLVM vectorises them.
-        wb = np.zeros((chip, chip), np.float32)
-        cnt0 = 0
-        for i in range(chip):
-            for j in range(chip):
-                if base[i, j]:
-                    wb[i, j] = taper[i, j]
-                    cnt0 += 1
-        sw0 = 0.0
-        mt0 = 0.0
-        mgx0 = 0.0
-        mgy0 = 0.0
-        for i in range(chip):
-            for j in range(chip):
-                w = wb[i, j]
-                sw0 += w
-                mt0 += w * t[i, j]
-                mgx0 += w * tx[i, j]
-                mgy0 += w * ty[i, j]
-        if cnt0 < need or sw0 <= 0:
-            continue
-        mt0 /= sw0
-        mgx0 /= sw0
-        mgy0 /= sw0
+    # Buffers are allocated once per chunk of nodes, not per node (allocation was a
+    # measurable share of the per-node cost).
+    for ch in prange((n + _CHUNK - 1) // _CHUNK):
+        t = np.empty((chip, chip), np.float32)
+        tx = np.empty((chip, chip), np.float32)
+        ty = np.empty((chip, chip), np.float32)
+        base = np.empty((chip, chip), np.bool_)
+        wb = np.empty((chip, chip), np.float32)
         tc = np.empty((chip, chip), np.float32)
         wgx = np.empty((chip, chip), np.float32)
         wgy = np.empty((chip, chip), np.float32)
-        vt0 = 0.0
-        hxx0 = 0.0
-        hyy0 = 0.0
-        hxy0 = 0.0
-        for i in range(chip):
-            for j in range(chip):
-                w = wb[i, j]
-                d = t[i, j] - mt0
-                ax = tx[i, j] - mgx0
-                ay = ty[i, j] - mgy0
-                tc[i, j] = d
-                wgx[i, j] = w * ax
-                wgy[i, j] = w * ay
-                vt0 += w * d * d
-                hxx0 += w * ax * ax
-                hyy0 += w * ay * ay
-                hxy0 += w * ax * ay
-        det0 = hxx0 * hyy0 - hxy0 * hxy0
         win = np.empty((m, m), np.float32)
         good = np.empty((m, m), np.bool_)
         tmp = np.empty((m, chip), np.float32)
@@ -130,182 +61,257 @@ def _refine(ref, sec, gx, gy, r0, c0, dy, dx, chip, taper, iterations, tol, need
         valid = np.empty((chip, chip), np.bool_)
         wy = np.empty(6)
         wx = np.empty(6)
-        py, px = dy[q], dx[q]
-        ok = True
-        se = np.nan
-        for _ in range(iterations):
-            iy, ix = math.floor(py), math.floor(px)
-            _lanczos(py - iy, wy)
-            _lanczos(px - ix, wx)
-            wr, wc = r0[q] + iy - 2, c0[q] + ix - 2
-            holed = True
-            if 0 <= wr and wr + m <= H and 0 <= wc and wc + m <= W:
-                # A window inside the image is copied by rows and its nodata counted (a
-                # branch-free count that LLVM vectorises; 'v - v' would be folded to 0 under
-                # fast-math).
+        for q in range(ch * _CHUNK, min(n, (ch + 1) * _CHUNK)):
+            out_y[q] = np.nan
+            out_x[q] = np.nan
+            out_s[q] = np.nan
+            if not (math.isfinite(dy[q]) and math.isfinite(dx[q])):
+                continue
+            base[:] = False
+            full = False
+            if 0 <= r0[q] and r0[q] + chip <= H and 0 <= c0[q] and c0[q] + chip <= W:
                 nbad = 0
+                for i in range(chip):
+                    t[i, :] = ref[r0[q] + i, c0[q]:c0[q] + chip]
+                    tx[i, :] = gx[r0[q] + i, c0[q]:c0[q] + chip]
+                    ty[i, :] = gy[r0[q] + i, c0[q]:c0[q] + chip]
+                    for j in range(chip):
+                        nbad += not (math.isfinite(t[i, j]) and math.isfinite(tx[i, j])
+                                     and math.isfinite(ty[i, j]))
+                full = nbad == 0
+            if full:
+                base[:] = True
+            else:
+                for i in range(chip):
+                    for j in range(chip):
+                        r, c = r0[q] + i, c0[q] + j
+                        t[i, j], tx[i, j], ty[i, j] = 0.0, 0.0, 0.0
+                        if 0 <= r < H and 0 <= c < W:
+                            a, b, g = ref[r, c], gx[r, c], gy[r, c]
+                            if math.isfinite(a) and math.isfinite(b) and math.isfinite(g):
+                                t[i, j], tx[i, j], ty[i, j] = a, b, g
+                                base[i, j] = True
+            # Template terms for windows without nodata, where the valid set is the template's
+            # own and so the weighted means, contrast and Gauss-Newton matrix do not change from
+            # one iteration to the next (the inverse-compositional saving). Zero weight (and zero
+            # values) off the valid set keeps the loops branch-free, so LLVM vectorises them.
+            wb[:] = 0.0
+            cnt0 = 0
+            for i in range(chip):
+                for j in range(chip):
+                    if base[i, j]:
+                        wb[i, j] = taper[i, j]
+                        cnt0 += 1
+            sw0 = 0.0
+            mt0 = 0.0
+            mgx0 = 0.0
+            mgy0 = 0.0
+            for i in range(chip):
+                for j in range(chip):
+                    w = wb[i, j]
+                    sw0 += w
+                    mt0 += w * t[i, j]
+                    mgx0 += w * tx[i, j]
+                    mgy0 += w * ty[i, j]
+            if cnt0 < need or sw0 <= 0:
+                continue
+            mt0 /= sw0
+            mgx0 /= sw0
+            mgy0 /= sw0
+            vt0 = 0.0
+            hxx0 = 0.0
+            hyy0 = 0.0
+            hxy0 = 0.0
+            for i in range(chip):
+                for j in range(chip):
+                    w = wb[i, j]
+                    d = t[i, j] - mt0
+                    ax = tx[i, j] - mgx0
+                    ay = ty[i, j] - mgy0
+                    tc[i, j] = d
+                    wgx[i, j] = w * ax
+                    wgy[i, j] = w * ay
+                    vt0 += w * d * d
+                    hxx0 += w * ax * ax
+                    hyy0 += w * ay * ay
+                    hxy0 += w * ax * ay
+            det0 = hxx0 * hyy0 - hxy0 * hxy0
+            py, px = dy[q], dx[q]
+            ok = True
+            se = np.nan
+            for _ in range(iterations):
+                iy, ix = math.floor(py), math.floor(px)
+                _lanczos(py - iy, wy)
+                _lanczos(px - ix, wx)
+                wr, wc = r0[q] + iy - 2, c0[q] + ix - 2
+                holed = True
+                if 0 <= wr and wr + m <= H and 0 <= wc and wc + m <= W:
+                    # A window inside the image is copied by rows and its nodata counted (a
+                    # branch-free count that LLVM vectorises; 'v - v' would be folded to 0 under
+                    # fast-math).
+                    nbad = 0
+                    for i in range(m):
+                        win[i, :] = sec[wr + i, wc:wc + m]
+                        for j in range(m):
+                            nbad += not math.isfinite(win[i, j])
+                    holed = nbad > 0
+                if holed:
+                    for i in range(m):
+                        for j in range(m):
+                            r, c = wr + i, wc + j
+                            v = sec[r, c] if (0 <= r < H and 0 <= c < W) else np.nan
+                            if math.isfinite(v):
+                                win[i, j] = v
+                                good[i, j] = True
+                            else:
+                                win[i, j] = 0.0
+                                good[i, j] = False
+                if not holed:
+                    # Separable Lanczos-3 with the tap loop outside, so the pixel loop vectorises.
+                    for i in range(m):
+                        for j in range(chip):
+                            tmp[i, j] = 0.0
+                        for k in range(6):
+                            wk = np.float32(wx[k])
+                            for j in range(chip):
+                                tmp[i, j] += wk * win[i, j + k]
+                    for i in range(chip):
+                        for j in range(chip):
+                            samp[i, j] = 0.0
+                        for k in range(6):
+                            wk = np.float32(wy[k])
+                            for j in range(chip):
+                                samp[i, j] += wk * tmp[i + k, j]
+                    # float32 sums: 1600 terms lose < 1e-5 relative, far below the noise.
+                    fm = np.float32(0.0)
+                    for i in range(chip):
+                        for j in range(chip):
+                            fm += wb[i, j] * samp[i, j]
+                    fm /= np.float32(sw0)
+                    fv = np.float32(0.0)
+                    for i in range(chip):
+                        for j in range(chip):
+                            fe = samp[i, j] - fm
+                            fv += wb[i, j] * fe * fe
+                    if vt0 <= 0 or fv <= 0 or not det0 > 1e-12:
+                        ok = False
+                        break
+                    fg = np.float32(math.sqrt(vt0 / fv))
+                    fbx = np.float32(0.0)
+                    fby = np.float32(0.0)
+                    frr = np.float32(0.0)
+                    for i in range(chip):
+                        for j in range(chip):
+                            fr = (samp[i, j] - fm) * fg - tc[i, j]
+                            fbx += wgx[i, j] * fr
+                            fby += wgy[i, j] * fr
+                            frr += wb[i, j] * fr * fr
+                    ux = (hyy0 * fbx - hxy0 * fby) / det0
+                    uy = (hxx0 * fby - hxy0 * fbx) / det0
+                    se = math.sqrt(frr / sw0 * (hxx0 + hyy0) / det0)
+                    px -= ux
+                    py -= uy
+                    if math.hypot(ux, uy) < tol:
+                        break
+                    continue
                 for i in range(m):
-                    win[i, :] = sec[wr + i, wc:wc + m]
-                    for j in range(m):
-                        nbad += not math.isfinite(win[i, j])
-                holed = nbad > 0
-            if holed:
-                for i in range(m):
-                    for j in range(m):
-                        r, c = wr + i, wc + j
-                        v = sec[r, c] if (0 <= r < H and 0 <= c < W) else np.nan
-                        if math.isfinite(v):
-                            win[i, j] = v
-                            good[i, j] = True
+                    for j in range(chip):
+                        s = 0.0
+                        sn = 0.0
+                        for k in range(6):
+                            s += wx[k] * win[i, j + k]
+                            if holed and good[i, j + k]:
+                                sn += wx[k]
+                        tmp[i, j] = s
+                        tmpn[i, j] = sn
+                for i in range(chip):
+                    for j in range(chip):
+                        s = 0.0
+                        sn = 0.0
+                        for k in range(6):
+                            s += wy[k] * tmp[i + k, j]
+                            sn += wy[k] * tmpn[i + k, j]
+                        if holed:
+                            near = (good[i + 2, j + 2] and good[i + 3, j + 2]
+                                    and good[i + 2, j + 3] and good[i + 3, j + 3])
+                            if near and sn > 0.75:
+                                samp[i, j] = s / sn
+                                valid[i, j] = base[i, j]
+                            else:
+                                valid[i, j] = False
                         else:
-                            win[i, j] = 0.0
-                            good[i, j] = False
-            if not holed:
-                # Separable Lanczos-3 with the tap loop outside, so the pixel loop vectorises.
-                for i in range(m):
-                    for j in range(chip):
-                        tmp[i, j] = 0.0
-                    for k in range(6):
-                        wk = np.float32(wx[k])
-                        for j in range(chip):
-                            tmp[i, j] += wk * win[i, j + k]
+                            samp[i, j] = s
+                            valid[i, j] = base[i, j]
+                # weighted means over the valid pixels
+                cnt = 0
+                sw = 0.0
+                mt = 0.0
+                ms = 0.0
+                mgx = 0.0
+                mgy = 0.0
                 for i in range(chip):
                     for j in range(chip):
-                        samp[i, j] = 0.0
-                    for k in range(6):
-                        wk = np.float32(wy[k])
-                        for j in range(chip):
-                            samp[i, j] += wk * tmp[i + k, j]
-                # float32 sums: 1600 terms lose < 1e-5 relative, far below the noise.
-                ms = np.float32(0.0)
-                for i in range(chip):
-                    for j in range(chip):
-                        ms += wb[i, j] * samp[i, j]
-                ms /= np.float32(sw0)
-                vs = np.float32(0.0)
-                for i in range(chip):
-                    for j in range(chip):
-                        d = samp[i, j] - ms
-                        vs += wb[i, j] * d * d
-                if vt0 <= 0 or vs <= 0 or not det0 > 1e-12:
+                        if valid[i, j]:
+                            w = taper[i, j]
+                            cnt += 1
+                            sw += w
+                            mt += w * t[i, j]
+                            ms += w * samp[i, j]
+                            mgx += w * tx[i, j]
+                            mgy += w * ty[i, j]
+                if cnt < need or sw <= 0:
                     ok = False
                     break
-                gain = np.float32(math.sqrt(vt0 / vs))
-                bx = np.float32(0.0)
-                by = np.float32(0.0)
-                rr = np.float32(0.0)
+                mt /= sw
+                ms /= sw
+                mgx /= sw
+                mgy /= sw
+                vt = 0.0
+                vs = 0.0
                 for i in range(chip):
                     for j in range(chip):
-                        res = (samp[i, j] - ms) * gain - tc[i, j]
-                        bx += wgx[i, j] * res
-                        by += wgy[i, j] * res
-                        rr += wb[i, j] * res * res
-                ux = (hyy0 * bx - hxy0 * by) / det0
-                uy = (hxx0 * by - hxy0 * bx) / det0
-                se = math.sqrt(rr / sw0 * (hxx0 + hyy0) / det0)
+                        if valid[i, j]:
+                            w = taper[i, j]
+                            vt += w * (t[i, j] - mt) ** 2
+                            vs += w * (samp[i, j] - ms) ** 2
+                if vt <= 0 or vs <= 0:
+                    ok = False
+                    break
+                gain = math.sqrt(vt / vs)
+                hxx = 0.0
+                hyy = 0.0
+                hxy = 0.0
+                bx = 0.0
+                by = 0.0
+                rr = 0.0
+                for i in range(chip):
+                    for j in range(chip):
+                        if valid[i, j]:
+                            w = taper[i, j]
+                            res = (samp[i, j] - ms) * gain - (t[i, j] - mt)
+                            ax = tx[i, j] - mgx
+                            ay = ty[i, j] - mgy
+                            hxx += w * ax * ax
+                            hyy += w * ay * ay
+                            hxy += w * ax * ay
+                            bx += w * ax * res
+                            by += w * ay * res
+                            rr += w * res * res
+                det = hxx * hyy - hxy * hxy
+                if not det > 1e-12:
+                    ok = False
+                    break
+                ux = (hyy * bx - hxy * by) / det
+                uy = (hxx * by - hxy * bx) / det
+                se = math.sqrt(rr / sw * (hxx + hyy) / det)
                 px -= ux
                 py -= uy
                 if math.hypot(ux, uy) < tol:
                     break
-                continue
-            for i in range(m):
-                for j in range(chip):
-                    s = 0.0
-                    sn = 0.0
-                    for k in range(6):
-                        s += wx[k] * win[i, j + k]
-                        if holed and good[i, j + k]:
-                            sn += wx[k]
-                    tmp[i, j] = s
-                    tmpn[i, j] = sn
-            for i in range(chip):
-                for j in range(chip):
-                    s = 0.0
-                    sn = 0.0
-                    for k in range(6):
-                        s += wy[k] * tmp[i + k, j]
-                        sn += wy[k] * tmpn[i + k, j]
-                    if holed:
-                        near = (good[i + 2, j + 2] and good[i + 3, j + 2]
-                                and good[i + 2, j + 3] and good[i + 3, j + 3])
-                        if near and sn > 0.75:
-                            samp[i, j] = s / sn
-                            valid[i, j] = base[i, j]
-                        else:
-                            valid[i, j] = False
-                    else:
-                        samp[i, j] = s
-                        valid[i, j] = base[i, j]
-            # weighted means over the valid pixels
-            cnt = 0
-            sw = 0.0
-            mt = 0.0
-            ms = 0.0
-            mgx = 0.0
-            mgy = 0.0
-            for i in range(chip):
-                for j in range(chip):
-                    if valid[i, j]:
-                        w = taper[i, j]
-                        cnt += 1
-                        sw += w
-                        mt += w * t[i, j]
-                        ms += w * samp[i, j]
-                        mgx += w * tx[i, j]
-                        mgy += w * ty[i, j]
-            if cnt < need or sw <= 0:
-                ok = False
-                break
-            mt /= sw
-            ms /= sw
-            mgx /= sw
-            mgy /= sw
-            vt = 0.0
-            vs = 0.0
-            for i in range(chip):
-                for j in range(chip):
-                    if valid[i, j]:
-                        w = taper[i, j]
-                        vt += w * (t[i, j] - mt) ** 2
-                        vs += w * (samp[i, j] - ms) ** 2
-            if vt <= 0 or vs <= 0:
-                ok = False
-                break
-            gain = math.sqrt(vt / vs)
-            hxx = 0.0
-            hyy = 0.0
-            hxy = 0.0
-            bx = 0.0
-            by = 0.0
-            rr = 0.0
-            for i in range(chip):
-                for j in range(chip):
-                    if valid[i, j]:
-                        w = taper[i, j]
-                        res = (samp[i, j] - ms) * gain - (t[i, j] - mt)
-                        ax = tx[i, j] - mgx
-                        ay = ty[i, j] - mgy
-                        hxx += w * ax * ax
-                        hyy += w * ay * ay
-                        hxy += w * ax * ay
-                        bx += w * ax * res
-                        by += w * ay * res
-                        rr += w * res * res
-            det = hxx * hyy - hxy * hxy
-            if not det > 1e-12:
-                ok = False
-                break
-            ux = (hyy * bx - hxy * by) / det
-            uy = (hxx * by - hxy * bx) / det
-            se = math.sqrt(rr / sw * (hxx + hyy) / det)
-            px -= ux
-            py -= uy
-            if math.hypot(ux, uy) < tol:
-                break
-        if ok and abs(py - dy[q]) <= max_move and abs(px - dx[q]) <= max_move:
-            out_y[q] = py
-            out_x[q] = px
-            out_s[q] = se
+            if ok and abs(py - dy[q]) <= max_move and abs(px - dx[q]) <= max_move:
+                out_y[q] = py
+                out_x[q] = px
+                out_s[q] = se
 
 
 if AVAILABLE:

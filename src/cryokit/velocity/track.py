@@ -152,7 +152,8 @@ _LK_REACH = 5
 
 
 def _prepared(img: np.ndarray, params: TrackParams) -> np.ndarray:
-    return filters.prefilter(img, params.prefilter, sigma=params.sigma, window=params.wallis_window)
+    return filters.prefilter(img, params.prefilter, sigma=params.sigma, window=params.wallis_window,
+                             threads=params.threads)
 
 
 def decimate(img: np.ndarray, factor: int) -> np.ndarray:
@@ -371,9 +372,11 @@ def _match_prepared(a, b, ma, mb, r0, c0, centre_dy, centre_dx, params: TrackPar
 def _refine(a, b, r0, c0, dy, dx, params: TrackParams, min_valid):
     """Lucas-Kanade with the wide window, then the strain-adaptive narrow window (see
     :class:`TrackParams`). Returns dy, dx, standard error and the narrow-window flag."""
+    grad = np.gradient(np.asarray(a, np.float32))
     refined = correlate.refine_lk(a, b, r0, c0, dy, dx, chip=params.chip,
                                   iterations=params.lk_iterations, window=params.lk_window,
-                                  threads=params.threads, sigma=True, min_valid=min_valid)
+                                  threads=params.threads, sigma=True, min_valid=min_valid,
+                                  gradient=grad)
     ry, rx, se = refined
     strained = np.zeros(ry.shape, bool)
     if params.lk_narrow:
@@ -382,7 +385,7 @@ def _refine(a, b, r0, c0, dy, dx, params: TrackParams, min_valid):
         ny_, nx_, sn = correlate.refine_lk(a, b, r0, c0, ry, rx, chip=params.chip,
                                            iterations=2, window=params.lk_narrow,
                                            threads=params.threads, sigma=True,
-                                           min_valid=min_valid)
+                                           min_valid=min_valid, gradient=grad)
         with np.errstate(invalid="ignore"):
             noise = np.sqrt(np.maximum(sn * sn - sw * sw, 0))
             strained = np.hypot(ny_ - ry, nx_ - rx) > params.lk_switch * noise
