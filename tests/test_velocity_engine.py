@@ -73,7 +73,7 @@ def test_slc_off_gaps(glacier_slc):
     f = track_pair(glacier_slc.ref, glacier_slc.sec, params)
     e = _errors(glacier_slc, f, params)
     moving = mask_at_nodes(glacier_slc.glacier, f.dx.shape, params.step, params.chip)
-    # Measured 93.6 % of moving nodes valid at RMSE 0.098 px, 0.05 % (1 node) > 1 px; the
+    # Measured 94.5 % of moving nodes valid at RMSE 0.092 px, 0.05 % (1 node) > 1 px; the
     # bounds are the issue's. Without the fall-back 73 % are valid.
     assert f.valid[moving].mean() >= 0.90
     assert e["rmse_px"] <= 0.1
@@ -90,18 +90,22 @@ def test_gap_fallback_adds_nodes_without_losing_accuracy(glacier_slc):
     f1 = track_pair(glacier_slc.ref, glacier_slc.sec, params)
     added = f1.valid & ~f0.valid
     assert added.mean() > 0.2                  # measured 0.25 of all nodes
-    # Nodes the normal chip matched are untouched.
-    both = f0.valid & f1.valid
-    assert np.array_equal(f0.dx[both], f1.dx[both])
     tx, ty = truth_at_nodes(glacier_slc.dx, glacier_slc.dy, f1.dx.shape, params.step,
                             params.chip)
-    err = np.hypot(f1.dx - tx, f1.dy - ty)
-    assert np.sqrt(np.mean(err[added] ** 2)) <= 0.12     # measured 0.108 px
-    # On static ground the joint-mask pre-filter removes the gap-edge bias: the added nodes
-    # are more accurate there than the normal-chip nodes next to gaps (0.04 vs 0.07 px
-    # measured; 0.16 px with the images pre-filtered on their own masks).
+    err0, err1 = np.hypot(f0.dx - tx, f0.dy - ty), np.hypot(f1.dx - tx, f1.dy - ty)
+    assert np.sqrt(np.mean(err1[added] ** 2)) <= 0.12     # measured 0.108 px
+    # Nodes matched by the normal chip keep their integer match; those next to gaps are
+    # refined again on the joint mask, which removes the gap-edge bias of the pre-filter on
+    # static ground: RMSE 0.070 -> 0.019 px there, on the 68 % of nodes that touch gaps (0.16 px
+    # for added nodes pre-filtered on their own masks, 0.04 with the joint mask).
+    both = f0.valid & f1.valid
+    assert np.nanmax(np.abs(f0.dx[both] - f1.dx[both])) < 1.0
     static = mask_at_nodes(glacier_slc.stable, f1.dx.shape, params.step, params.chip)
-    assert np.sqrt(np.mean(err[added & static] ** 2)) <= 0.06
+    moved = both & (f0.dx != f1.dx)
+    assert moved.mean() > 0.5
+    rms = lambda e, m: np.sqrt(np.mean(e[m] ** 2))  # noqa: E731
+    assert rms(err1, moved & static) <= 0.5 * rms(err0, moved & static)
+    assert np.sqrt(np.mean(err1[added & static] ** 2)) <= 0.06
 
 
 def test_gap_fallback_tiles_equal_whole(glacier_slc):
