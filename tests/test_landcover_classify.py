@@ -164,3 +164,66 @@ def test_cli_rejects_unknown_balance(tmp_path):
     assert main(["landcover", "train", str(tmp_path / "f.tif"), "--labels",
                  str(tmp_path / "l.gpkg"), "-o", str(out), "--balance", "half"]) == 2
     assert not out.exists()
+
+
+# --------------------------------------------------------------------- spatial regularisation
+
+from cryokit.landcover.classify import predict_image  # noqa: E402
+from cryokit.landcover.smooth import halo, sieve, smooth_proba  # noqa: E402
+
+
+def _noisy_parcels(seed=0, shape=(60, 70), k=3):
+    """Probabilities of k classes over square parcels, with independent per-pixel noise."""
+    rng = np.random.default_rng(seed)
+    truth = (np.arange(shape[0])[:, None] // 15 + np.arange(shape[1])[None] // 15) % k
+    p = rng.dirichlet(np.ones(k), size=shape).transpose(2, 0, 1).astype(np.float32)
+    p = 0.6 * p + 0.4 * (np.arange(k)[:, None, None] == truth)
+    return p / p.sum(axis=0), truth
+
+
+def test_smoothing_removes_salt_and_pepper():
+    p, truth = _noisy_parcels()
+    raw = (p.argmax(axis=0) == truth).mean()
+    # per-pixel noise averages out over ~2 pi sigma^2 pixels; parcel edges (15 px) cost little
+    assert raw < 0.9 and (smooth_proba(p, 1.5).argmax(axis=0) == truth).mean() > 0.97
+    assert (sieve(p, 6) == truth).mean() > raw
+
+
+def test_smoothing_ignores_nodata_and_keeps_probabilities():
+    p, _ = _noisy_parcels(1)
+    valid = np.ones(p.shape[1:], bool)
+    valid[10:20, 10:30] = False
+    q = p.copy()
+    q[:, ~valid] = 99.0                       # garbage at nodata must not leak
+    s = smooth_proba(q, 2.0, valid)
+    assert np.allclose(s[:, valid].sum(axis=0), 1, atol=1e-5) and (s[:, ~valid] == 0).all()
+    assert np.array_equal(sieve(s, 4, valid)[~valid], np.full((~valid).sum(), -1))
+
+
+@pytest.mark.parametrize("sigma,mmu", [(1.0, 0), (0.6, 5), (0, 7), (2.3, 3)])
+def test_regularisation_is_block_safe(sigma, mmu):
+    """A block grown by the halo and cropped equals the same pixels of the whole image
+    (exactly: the filters only read pixels within the halo)."""
+    p, _ = _noisy_parcels(2)
+    valid = np.random.default_rng(3).random(p.shape[1:]) > 0.05
+    full = sieve(smooth_proba(p, sigma, valid), mmu, valid)
+    m = max(halo(sigma), mmu)
+    for r0, r1, c0, c1 in [(0, 17, 0, 23), (17, 41, 23, 50), (41, 60, 50, 70)]:
+        g0, g1, h0, h1 = max(0, r0 - m), min(60, r1 + m), max(0, c0 - m), min(70, c1 + m)
+        part = sieve(smooth_proba(p[:, g0:g1, h0:h1], sigma, valid[g0:g1, h0:h1]), mmu,
+                     valid[g0:g1, h0:h1])
+        assert np.array_equal(part[r0 - g0:r1 - g0, c0 - h0:c1 - h0], full[r0:r1, c0:c1])
+
+
+def test_predict_image_matches_predict(scene):
+    clf = GlobalClassifier(n_estimators=8, max_depth=8).fit(scene.sample_table(), scene.labels)
+    img = scene.features[:, :80, :90]
+    codes, conf = predict_image(clf, img)
+    X, ok = img.reshape(img.shape[0], -1).T, np.isfinite(img).all(axis=0).ravel()
+    assert np.array_equal(codes.ravel()[ok], clf.predict(X[ok]))
+    assert (codes.ravel()[~ok] == 0).all() and np.isnan(conf.ravel()[~ok]).all()
+    sm, sconf = predict_image(clf, img, smooth=1.0, mmu=4)
+    truth = scene.truth[:80, :90].ravel()[ok]
+    # the synthetic classes are parcels: smoothing can only help against the truth here
+    assert (sm.ravel()[ok] == truth).mean() >= (codes.ravel()[ok] == truth).mean()
+    assert np.isfinite(sconf.ravel()[ok]).all() and np.nanmax(sconf) <= 1 + 1e-6

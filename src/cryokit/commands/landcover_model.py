@@ -70,16 +70,31 @@ def predict(
     workers: Optional[int] = typer.Option(None, "--workers", help="Local dask worker processes (>= 2); default: this process."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Address of a running dask scheduler (tcp://host:port)."),
     block: int = typer.Option(1024, "--block", help="Block side in pixels read at a time."),
+    smooth: float = typer.Option(0.0, "--smooth", metavar="SIGMA_PX", help="Spatial regularisation: smooth each class probability with a Gaussian of this sigma (pixels) over the valid pixels before the arg-max; removes isolated misclassified pixels but also erodes thin features (1-px roads). 0 = off (default). The confidence band then holds the smoothed probability."),
+    mmu: int = typer.Option(0, "--mmu", metavar="PIXELS", help="Minimum mapping unit: 8-connected patches of one class smaller than this many pixels take their next most probable class (after --smooth); thin but long features survive. 0 = off (default)."),
 ):
-    """Predict a land cover map block by block from a feature stack and a trained model."""
+    """Predict a land cover map block by block from a feature stack and a trained model.
+
+    With --smooth/--mmu, blocks are read with a halo of max(3 sigma, mmu) pixels so the
+    map is the same for any --block.
+    """
+    from ..errors import UserError
     from ..landcover.product import predict_map
 
+    if smooth < 0:
+        raise UserError(f"--smooth must be >= 0 pixels, got {smooth}")
+    if mmu < 0:
+        raise UserError(f"--mmu must be >= 0 pixels, got {mmu}")
     rep = predict_map(str(features), str(model), str(out), probability=probability,
                       regions=str(regions) if regions else None, region_column=region_column,
-                      workers=workers, scheduler=scheduler, block=block, progress=True)
+                      workers=workers, scheduler=scheduler, block=block, progress=True,
+                      smooth=smooth, mmu=mmu)
     total = sum(rep["classes"].values()) or 1
     rows = [("classes", ", ".join(f"{c}: {100 * n / total:.1f}%" for c, n in rep["classes"].items())),
-            ("nodata pixels", str(rep["nodata_pixels"])), ("blocks", str(rep["blocks"]))]
+            ("nodata pixels", str(rep["nodata_pixels"])), ("blocks", str(rep["blocks"])),
+            ("regularisation", ", ".join(
+                ([f"Gaussian sigma {smooth:g} px"] if smooth > 0 else [])
+                + ([f"minimum mapping unit {mmu} px"] if mmu > 1 else [])) or "none")]
     rows += [(f"region {k}", v) for k, v in rep["regions"].items()]
     summary("cryokit landcover predict", rows + [("output", rep["out"])])
 

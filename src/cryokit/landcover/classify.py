@@ -18,7 +18,9 @@ root of the count, the usual compromise between the two; ``"subsample"`` (rf) dr
 balanced weights again for each tree's bootstrap sample.
 
 Samples are rows of ``X`` (n, n_features) with their pixel ``rows``/``cols``; NaN rows must be
-removed by the caller (the product maps them to nodata).
+removed by the caller (the product maps them to nodata).  :func:`predict_image` classifies a
+feature image (NaN = nodata), optionally regularised in space before the arg-max (Gaussian
+smoothing of the class probabilities, minimum mapping unit: :mod:`.smooth`).
 """
 
 from __future__ import annotations
@@ -340,3 +342,72 @@ class LocalClassifier(GlobalClassifier):
             model = self.global_.model_ if m < 0 else self.models_[m]
             out[idx] += wm[idx, None] * model_proba(model, X[idx], self.classes_)
         return out
+
+
+def predict_image(classifier, stack: np.ndarray, *, row0: int = 0, col0: int = 0,
+                  smooth: float = 0.0, mmu: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Classify a feature image, optionally regularised in space before the arg-max.
+
+    Parameters
+    ----------
+    classifier : GlobalClassifier or LocalClassifier (fitted)
+    stack : ndarray (n_features, rows, cols)
+        Features; a pixel with any NaN feature is nodata.
+    row0, col0 : int
+        Position of ``stack[:, 0, 0]`` in the full image (local models need it).
+    smooth : float
+        Gaussian sigma in pixels applied to the class probabilities over the valid pixels
+        (:func:`.smooth.smooth_proba`); 0 = none.
+    mmu : int
+        Minimum mapping unit in pixels: 8-connected patches of one class smaller than this
+        take their next most probable class (:func:`.smooth.sieve`); <= 1 = none.
+
+    Returns
+    -------
+    codes : ndarray int64 (rows, cols), class codes, 0 at nodata
+    confidence : ndarray float32 (rows, cols), (smoothed) probability of the mapped class,
+        NaN at nodata
+
+    Near the image edge the filters see fewer pixels; to classify a block of a larger image
+    exactly as the whole, pass the block grown by :func:`.smooth.halo` (and ``mmu``) pixels
+    and crop (as :func:`cryokit.landcover.product.predict_block` does).
+
+    Examples
+    --------
+    A lone pixel whose features say class 2 inside a field of class 1:
+
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(300, 1)).astype(np.float32); y = np.where(X[:, 0] > 0, 2, 1)
+    >>> clf = GlobalClassifier(n_estimators=10, max_depth=4).fit(X, y)
+    >>> img = np.full((1, 5, 5), -1.0, np.float32); img[0, 2, 2] = 1.0; img[0, 0, 0] = np.nan
+    >>> predict_image(clf, img)[0][:3, :3].tolist()
+    [[0, 1, 1], [1, 1, 1], [1, 1, 2]]
+    >>> predict_image(clf, img, mmu=2)[0][2, 2].item()
+    1
+    """
+    from .smooth import sieve, smooth_proba
+
+    stack = np.asarray(stack, np.float32)
+    _, h, w = stack.shape
+    X = stack.reshape(stack.shape[0], -1).T
+    ok = np.flatnonzero(np.isfinite(X).all(axis=1))
+    codes = np.zeros(h * w, np.int64)
+    conf = np.full(h * w, np.nan, np.float32)
+    if ok.size == 0:
+        return codes.reshape(h, w), conf.reshape(h, w)
+    rr, cc = np.divmod(ok, w)
+    p = classifier.predict_proba(X[ok], rr + row0, cc + col0)
+    if (not smooth or smooth <= 0) and mmu <= 1:
+        best = np.argmax(p, axis=1)
+        codes[ok] = classifier.classes_[best]
+        conf[ok] = p[np.arange(ok.size), best]
+        return codes.reshape(h, w), conf.reshape(h, w)
+    valid = np.zeros((h, w), bool)
+    valid[rr, cc] = True
+    P = np.zeros((p.shape[1], h, w), np.float32)
+    P[:, rr, cc] = p.T
+    P = smooth_proba(P, smooth, valid)
+    best = sieve(P, mmu, valid)
+    codes = np.where(valid, classifier.classes_[np.maximum(best, 0)], 0)
+    conf = np.where(valid, np.take_along_axis(P, np.maximum(best, 0)[None], 0)[0], np.nan)
+    return codes, conf.astype(np.float32)

@@ -7,9 +7,11 @@ fits a global or locally adaptive classifier (:mod:`.classify`) and saves it
 :func:`cryokit.parallel.run_tasks`, so rasters larger than memory and dask clusters work) and
 writes a uint8 class map (0 = nodata) with the legend embedded as a colour table, band
 description, class-name tags and a JSON ``LEGEND`` / ``CLASSES`` tag; optionally a confidence
-layer and one clipped map per region.  Every map folder gets quicklook.png, metadata.json and
-stac-item.json.  Inputs are checked before anything is written; outputs are staged in a
-hidden folder and moved into place when complete.
+layer, spatial regularisation of the class probabilities before the arg-max (Gaussian
+``smooth``, minimum mapping unit ``mmu``; blocks read with a halo) and one clipped map per
+region.  Every map folder gets quicklook.png, metadata.json and stac-item.json.  Inputs are
+checked before anything is written; outputs are staged in a hidden folder and moved into
+place when complete.
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ from ..parallel import run_tasks, tiles
 from ..product import write_records
 from ..quicklook import class_quicklook
 from ..raster import Grid, open_raster, read_grid, write_cog
-from .classify import GlobalClassifier, LocalClassifier
+from .classify import GlobalClassifier, LocalClassifier, predict_image
 from .legend import CALC2020, Legend, load_legend
 from .model_io import TrainedModel, load_model, save_model
+from .smooth import halo
 
 BLOCK = 1024          # pixels per side of a prediction block (features: BLOCK^2 * F * 4 bytes)
 CONF_NODATA = 255
@@ -156,28 +159,40 @@ def train_model(features: str | os.PathLike, labels: str | os.PathLike, out: str
 
 # ----------------------------------------------------------------------------- prediction
 
+def block_halo(smooth: float = 0.0, mmu: int = 0) -> int:
+    """Margin in pixels a block needs so that spatial regularisation gives the same map as
+    on the whole raster (0 without it).
+
+    Examples
+    --------
+    >>> block_halo(), block_halo(1.0), block_halo(0.5, mmu=3)
+    (0, 3, 3)
+    """
+    return max(halo(smooth), int(mmu) if mmu > 1 else 0)
+
+
 def predict_block(window: tuple[int, int, int, int], *, features: str, classifier, stage: str,
-                  probability: bool) -> str:
+                  probability: bool, smooth: float = 0.0, mmu: int = 0) -> str:
     """Classify one window (row0, row1, col0, col1) of the stack; saves class codes (uint8,
     0 = nodata) and confidence (uint8 percent, 255 = nodata) as ``.npy`` in ``stage``
-    and returns the file name.  Pixels with a NaN feature are nodata."""
+    and returns the file name.  Pixels with a NaN feature are nodata.  With ``smooth`` or
+    ``mmu`` (:func:`.classify.predict_image`) the window is read grown by
+    :func:`block_halo` pixels and cropped, so the map does not depend on the block size."""
     r0, r1, c0, c1 = window
+    m = block_halo(smooth, mmu)
     with rasterio.open(features) as ds:
-        data = ds.read(window=Window(c0, r0, c1 - c0, r1 - r0), masked=True)
-    X = data.astype(np.float32).filled(np.nan).reshape(data.shape[0], -1).T
-    ok = np.flatnonzero(np.isfinite(X).all(axis=1))
-    h, w = r1 - r0, c1 - c0
-    cls = np.zeros(h * w, np.uint8)
-    conf = np.full(h * w, CONF_NODATA, np.uint8)
-    if ok.size:
-        rr, cc = np.divmod(ok, w)
-        p = classifier.predict_proba(X[ok], rr + r0, cc + c0)
-        best = np.argmax(p, axis=1)
-        cls[ok] = classifier.classes_[best]
-        conf[ok] = np.clip(np.rint(100 * p[np.arange(ok.size), best]), 0, 100)
+        g0, g1 = max(0, r0 - m), min(ds.height, r1 + m)
+        h0, h1 = max(0, c0 - m), min(ds.width, c1 + m)
+        data = ds.read(window=Window(h0, g0, h1 - h0, g1 - g0), masked=True)
+    codes, p = predict_image(classifier, data.astype(np.float32).filled(np.nan),
+                             row0=g0, col0=h0, smooth=smooth, mmu=mmu)
+    core = np.s_[r0 - g0:r1 - g0, c0 - h0:c1 - h0]
+    codes, p = codes[core], p[core]
+    cls = codes.astype(np.uint8)
+    conf = np.where(np.isfinite(p), np.clip(np.rint(100 * np.nan_to_num(p)), 0, 100),
+                    CONF_NODATA).astype(np.uint8)
     name = os.path.join(stage, f".block_{r0}_{c0}.npy")
-    np.save(name, np.stack([cls.reshape(h, w), conf.reshape(h, w)]) if probability
-            else cls.reshape(1, h, w))
+    np.save(name, np.stack([cls, conf]) if probability else cls[None])
     return name
 
 
@@ -238,14 +253,24 @@ def _dates(names: list[str], path: str) -> tuple[dt.date, dt.date]:
     return d, d
 
 
+def _post_text(smooth: float, mmu: int) -> str:
+    """How the probabilities were regularised in space, for the records ("" if not)."""
+    steps = ([f"class probabilities smoothed by a Gaussian of sigma {smooth:g} px over the valid "
+              "pixels"] if smooth and smooth > 0 else [])
+    steps += ([f"patches smaller than {mmu} px (8-connected) given their next most probable "
+               "class"] if mmu > 1 else [])
+    return "; ".join(steps)
+
+
 def _records(folder: Path, *, item_id: str, grid: Grid, names, features: str, model: TrainedModel,
-             region: str | None) -> None:
+             region: str | None, post: str = "") -> None:
     start, end = _dates(names, features)
     p = model.classifier.params
     how = (f"locally adaptive: one {p['model']} model per {p['tile_size']}-pixel tile trained on "
            f"the samples of the tile and its neighbourhood, probabilities blended bilinearly "
            f"between the four nearest tile centres" if p["kind"] == "local"
            else f"one global {p['model']} model")
+    how += f"; {post}" if post else ""
     write_records(
         folder, item_id=item_id, grid=grid, start=start, end=end,
         title=f"Land cover map{f' ({region})' if region else ''}",
@@ -300,8 +325,13 @@ def predict_map(features: str | os.PathLike, model_path: str | os.PathLike,
                 out: str | os.PathLike, *, probability: bool = False,
                 regions: str | None = None, region_column: str = "code",
                 workers: int | None = None, scheduler: str | None = None,
-                block: int = BLOCK, progress: bool = False) -> dict:
+                block: int = BLOCK, progress: bool = False, smooth: float = 0.0,
+                mmu: int = 0) -> dict:
     """Classify ``features`` with a saved model into ``out`` (uint8 GeoTIFF, 0 = nodata).
+
+    ``smooth`` (Gaussian sigma, pixels) and ``mmu`` (minimum mapping unit, pixels) regularise
+    the map in space before the arg-max (:func:`.classify.predict_image`; off by default);
+    blocks are read with a halo, so the map does not depend on ``block``.
 
     Writes beside ``out``: quicklook.png, metadata.json, stac-item.json (use a folder of its
     own); with ``probability`` a second band of confidence (percent); with ``regions`` one
@@ -316,6 +346,10 @@ def predict_map(features: str | os.PathLike, model_path: str | os.PathLike,
     --------
     >>> predict_map("features.tif", "model.joblib", "map/landcover.tif")  # doctest: +SKIP
     """
+    if not np.isfinite(smooth) or smooth < 0:
+        raise UserError(f"smoothing sigma must be >= 0 pixels, got {smooth}")
+    if mmu < 0:
+        raise UserError(f"minimum mapping unit must be >= 0 pixels, got {mmu}")
     features = require_file(features)
     names = feature_names(features)
     model = load_model(model_path, names)
@@ -325,11 +359,13 @@ def predict_map(features: str | os.PathLike, model_path: str | os.PathLike,
     folder = out.parent
     folder.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.stem}.tmp-", dir=folder))
+    post = _post_text(smooth, mmu)
     try:
         windows = [(r.start, r.stop, c.start, c.stop) for r, c in tiles(grid.shape, (block, block))]
         parts = run_tasks(predict_block, windows, workers=workers, scheduler=scheduler,
                           shared=dict(features=features, classifier=model.classifier,
-                                      stage=str(stage), probability=probability),
+                                      stage=str(stage), probability=probability,
+                                      smooth=float(smooth), mmu=int(mmu)),
                           progress=progress, description="classifying blocks")
         count = 2 if probability else 1
         hist = np.zeros(256, np.int64)
@@ -372,10 +408,10 @@ def predict_map(features: str | os.PathLike, model_path: str | os.PathLike,
             _quicklook(rdir / "quicklook.png", data[0], rgrid, model.legend,
                        f"Land cover: {code}")
             _records(rdir, item_id=name, grid=rgrid, names=names, features=features,
-                     model=model, region=code)
+                     model=model, region=code, post=post)
             region_paths[code] = str(folder / name / f"{name}.tif")
         _records(stage, item_id=out.stem, grid=grid, names=names, features=features,
-                 model=model, region=None)
+                 model=model, region=None, post=post)
         for p in sorted(stage.iterdir()):
             dest = folder / p.name
             if p.is_dir() and dest.exists():
