@@ -128,61 +128,45 @@ def _surfaces(ref, sec, r0, c0, sr0, sc0, chip, k, todo, out):
                     out[q, a, b] = min(1.0, max(-1.0, acc[a, b] / math.sqrt(tt * var)))
 
 
+def _load_centred(img, r0, c0, n):
+    """The n x n window at (r0, c0) of ``img``: values (zero off the valid pixels, i.e. NaN or
+    outside the image, and centred on their valid mean so float32 sums keep the precision the
+    NCC needs), their squares, the 0/1 weights and the number of valid pixels."""
+    H, W = img.shape
+    v = np.zeros((n, n), np.float32)
+    w = np.zeros((n, n), np.float32)
+    count = 0.0
+    mean = 0.0
+    for i in range(n):
+        r = r0 + i
+        for j in range(n):
+            c = c0 + j
+            if 0 <= r < H and 0 <= c < W:
+                x = img[r, c]
+                if math.isfinite(x):
+                    v[i, j] = x
+                    w[i, j] = 1.0
+                    count += 1.0
+                    mean += x
+    v2 = np.zeros((n, n), np.float32)
+    if count > 0:
+        mean /= count
+        for i in range(n):
+            for j in range(n):
+                if w[i, j] > 0:
+                    v[i, j] -= mean
+                    v2[i, j] = v[i, j] * v[i, j]
+    return v, v2, w, count
+
+
 def _masked(ref, sec, r0, c0, sr0, sc0, chip, k, min_overlap, todo, out):
-    H, W = sec.shape
     m = chip + k - 1
     for ii in prange(todo.shape[0]):
         q = todo[ii]
-        # Values zero and weights zero off the valid pixels (NaN or outside the image), both
-        # centred on their valid mean so float32 sums keep the precision the NCC needs.
-        tv = np.zeros((chip, chip), np.float32)
-        tm = np.zeros((chip, chip), np.float32)
-        n_t = 0.0
-        mean = 0.0
-        for i in range(chip):
-            r = r0[q] + i
-            for j in range(chip):
-                c = c0[q] + j
-                if 0 <= r < H and 0 <= c < W:
-                    v = ref[r, c]
-                    if math.isfinite(v):
-                        tv[i, j] = v
-                        tm[i, j] = 1.0
-                        n_t += 1.0
-                        mean += v
-        if n_t == 0:
+        tv, tv2, tm, n_t = _load_centred(ref, r0[q], c0[q], chip)
+        sv, sv2, sm, n_s = _load_centred(sec, sr0[q], sc0[q], m)
+        if n_t == 0 or n_s == 0:
             continue
-        mean /= n_t
-        tv2 = np.zeros((chip, chip), np.float32)
-        for i in range(chip):
-            for j in range(chip):
-                if tm[i, j] > 0:
-                    tv[i, j] -= mean
-                    tv2[i, j] = tv[i, j] * tv[i, j]
-        sv = np.zeros((m, m), np.float32)
-        sm = np.zeros((m, m), np.float32)
-        n_s = 0.0
-        mean = 0.0
-        for i in range(m):
-            r = sr0[q] + i
-            for j in range(m):
-                c = sc0[q] + j
-                if 0 <= r < H and 0 <= c < W:
-                    v = sec[r, c]
-                    if math.isfinite(v):
-                        sv[i, j] = v
-                        sm[i, j] = 1.0
-                        n_s += 1.0
-                        mean += v
-        if n_s == 0:
-            continue
-        mean /= n_s
-        sv2 = np.zeros((m, m), np.float32)
-        for i in range(m):
-            for j in range(m):
-                if sm[i, j] > 0:
-                    sv[i, j] -= mean
-                    sv2[i, j] = sv[i, j] * sv[i, j]
         need = min_overlap * n_t - 0.5
         for a in range(k):
             for b in range(k):
@@ -219,6 +203,7 @@ FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
 if AVAILABLE:
     _surfaces = njit(parallel=True, cache=True, fastmath=FASTMATH)(_surfaces)
+    _load_centred = njit(cache=True, inline="always")(_load_centred)
     _masked = njit(parallel=True, cache=True, fastmath=FASTMATH)(_masked)
 
 
