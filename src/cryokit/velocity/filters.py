@@ -53,6 +53,12 @@ def highpass(img: np.ndarray, sigma: float = 3.0) -> np.ndarray:
     """
     img = np.asarray(img, np.float32)
     valid = np.isfinite(img)
+    if valid.all():  # the same arithmetic as below, without the full-size temporaries
+        r = _gauss_radius(sigma)
+        w = _gauss(np.ones((2 * r + 1,) * 2, np.float32), sigma)[r, r]
+        out = _gauss(img, sigma)
+        np.divide(out, w, out=out)
+        return np.subtract(img, out, out=out)
     out = img - _local_mean(img, valid, lambda a: _gauss(a, sigma), _gauss_radius(sigma))
     return np.where(valid, out, np.nan).astype(np.float32)
 
