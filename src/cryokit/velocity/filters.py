@@ -14,10 +14,14 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
+from . import filter_kernel
+
 PREFILTERS = ("none", "highpass", "wallis")
 
 
 def _gauss(a: np.ndarray, sigma: float) -> np.ndarray:
+    if filter_kernel.AVAILABLE:
+        return filter_kernel.gaussian(a, sigma)
     return ndimage.gaussian_filter(a, sigma, mode="nearest", truncate=4.0)
 
 
@@ -87,37 +91,19 @@ def prefilter(img: np.ndarray, kind: str = "highpass", *, sigma: float = 3.0,
               window: int = 21, threads: int = 1) -> np.ndarray:
     """Apply the pre-filter named ``kind`` (one of :data:`PREFILTERS`).
 
-    With ``threads`` > 1 the high-pass runs on row strips with :func:`prefilter_radius` rows of
-    context in parallel (scipy releases the GIL); each output pixel is the same weighted sum of
-    the same inputs, so the result is bit-identical to one call.
+    ``threads`` is the number of threads of the high-pass's Gaussian (numba).
     """
     if kind == "none":
         return np.asarray(img, np.float32)
     if kind == "highpass":
-        if threads > 1 and img.shape[0] >= 256 * threads:
-            return _by_strips(lambda a: highpass(a, sigma), np.asarray(img, np.float32),
-                              prefilter_radius(kind, sigma=sigma), threads)
+        if filter_kernel.AVAILABLE:
+            import numba
+
+            numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
         return highpass(img, sigma)
     if kind == "wallis":
         return wallis(img, window)
     raise ValueError(f"unknown prefilter {kind!r}; choose from {PREFILTERS}")
-
-
-def _by_strips(func, img: np.ndarray, halo: int, threads: int) -> np.ndarray:
-    from concurrent.futures import ThreadPoolExecutor
-
-    H = img.shape[0]
-    edges = np.linspace(0, H, threads + 1).astype(int)
-    out = np.empty(img.shape, np.float32)
-
-    def run(k):
-        lo, hi = edges[k], edges[k + 1]
-        a, b = max(0, lo - halo), min(H, hi + halo)
-        out[lo:hi] = func(img[a:b])[lo - a:hi - a]
-
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(run, range(threads)))
-    return out
 
 
 def prefilter_radius(kind: str, *, sigma: float = 3.0, window: int = 21) -> int:
