@@ -13,20 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
-import typer
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.features import shapes
-from rasterio.windows import Window
-from scipy import ndimage
 
 from cryokit import cli
-from cryokit.commands import dem
 from cryokit.raster import Grid, TiledWriter, write_cog
 
-from conftest import shared_path
+from test_dem_change import SHIFT, write_case
 
-SHIFT = (9.3, -5.7, -2.5)
 RASTERS = ("dh.tif", "dhdt.tif", "tba_coregistered.tif")
 # Rasters of a blocked run may differ from the one-block run by float32 rounding only: each
 # block's spline coefficients are computed relative to that block's median elevation, which
@@ -36,51 +30,12 @@ RASTER_ATOL = 1e-3
 
 @pytest.fixture(scope="module")
 def case(tmp_path_factory):
-    dem_path = shared_path("dem", "longyearbyen", "DEM_1990.tif")
-    mask_path = shared_path("dem", "longyearbyen", "derived",
-                            "landcover_mask_1990grid_1stable_2glacier.tif")
-    win = Window(500, 300, 400, 360)
-    with rasterio.open(dem_path) as ds:
-        z = ds.read(1, window=win, masked=True).filled(np.nan).astype(np.float64)
-        prof = ds.profile | {"width": win.width, "height": win.height, "nodata": np.nan,
-                             "transform": ds.window_transform(win), "dtype": "float32",
-                             "compress": "deflate"}
-    with rasterio.open(mask_path) as ds:
-        glacier = ds.read(1, window=win) == 2
-    res = prof["transform"].a
-    moved = ndimage.shift(z, (SHIFT[1] / res, -SHIFT[0] / res), order=3, mode="nearest")
-    tba = moved - SHIFT[2] + np.random.default_rng(0).normal(0, 0.5, z.shape)
-    ref = z + np.where(glacier, -6.0, 0.0)
-    ref[100:130] = np.where(glacier[100:130], np.nan, ref[100:130])   # voids across a block edge
     root = tmp_path_factory.mktemp("demblocks")
-    for name, arr in (("ref_2010.tif", ref), ("tba_1990.tif", tba)):
-        with rasterio.open(root / name, "w", **prof) as dst:
-            dst.write(arr.astype(np.float32), 1)
-    import geopandas as gpd
-    from shapely.geometry import shape
-    polys = [shape(g) for g, v in shapes(glacier.astype("uint8"), mask=glacier,
-                                         transform=prof["transform"]) if v == 1]
-    polys = [p for p in polys if p.area > 50 * res * res]
-    gpd.GeoDataFrame({"RGIId": [f"G{i:03d}" for i in range(len(polys))]}, geometry=polys,
-                     crs=prof["crs"]).to_file(root / "outlines.gpkg")
+    write_case(root, voids=slice(100, 130))     # glacier voids across a block edge
     return root
 
 
-def _app():
-    # The dem-change command of cryokit.commands.dem behind cli.main's error handling
-    # (cli.py registers its own copy until it switches to commands.dem).
-    app = typer.Typer()
-
-    @app.callback()
-    def _root():
-        pass
-
-    dem.register(app)
-    return app
-
-
-def _run(root, name, monkeypatch, *extra):
-    monkeypatch.setattr(cli, "app", _app())
+def _run(root, name, *extra):
     out = root / name
     code = cli.main(["dem-change", str(root / "ref_2010.tif"), str(root / "tba_1990.tif"),
                      "-o", str(out), "--ref-date", "2010-08-01", "--tba-date", "1990-08-01",
@@ -92,11 +47,7 @@ def _run(root, name, monkeypatch, *extra):
 
 @pytest.fixture(scope="module")
 def one_block(case):
-    mp = pytest.MonkeyPatch()
-    try:
-        yield _run(case, "one", mp)
-    finally:
-        mp.undo()
+    return _run(case, "one")
 
 
 def _read(path):
@@ -135,11 +86,7 @@ def _assert_same_product(a, rep_a, b, rep_b, atol):
 
 @pytest.fixture(scope="module")
 def three_blocks(case):
-    mp = pytest.MonkeyPatch()
-    try:
-        yield _run(case, "three", mp, "--block-rows", "120")
-    finally:
-        mp.undo()
+    return _run(case, "three", "--block-rows", "120")
 
 
 def test_three_blocks_equal_one_block(case, one_block, three_blocks):
@@ -157,17 +104,16 @@ def test_three_blocks_equal_one_block(case, one_block, three_blocks):
     assert len(big) and np.allclose(big.mean_dh_m, -6.0, atol=0.5)
 
 
-def test_workers_equal_serial(case, one_block, three_blocks, monkeypatch):
+def test_workers_equal_serial(case, one_block, three_blocks):
     a, rep_a = three_blocks
-    b, rep_b = _run(case, "workers", monkeypatch, "--block-rows", "120", "--workers", "2")
+    b, rep_b = _run(case, "workers", "--block-rows", "120", "--workers", "2")
     assert rep_b["blocks"]["count"] == 3 and rep_b["blocks"]["workers"] == 2
     # Same blocks, same code in other processes: bit-identical.
     _assert_same_product(a, rep_a, b, rep_b, 0.0)
     _assert_same_product(one_block[0], one_block[1], b, rep_b, RASTER_ATOL)
 
 
-def test_workers_and_scheduler_exclusive(case, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "app", _app())
+def test_workers_and_scheduler_exclusive(case, tmp_path, capsys):
     code = cli.main(["dem-change", str(case / "ref_2010.tif"), str(case / "tba_1990.tif"),
                      "-o", str(tmp_path / "x"), "--ref-date", "2010-08-01", "--tba-date",
                      "1990-08-01", "--glaciers", str(case / "outlines.gpkg"), "--workers", "2",

@@ -20,8 +20,11 @@ THINNING = -6.0               # m on glaciers between the dates
 NOISE = 0.5
 
 
-@pytest.fixture(scope="module")
-def case(tmp_path_factory):
+def write_case(root, voids: slice | None = None):
+    """The known-answer pair in ``root``: a 400 x 360 crop of the Longyearbyen DEM as REF
+    (2010, glaciers thinned by THINNING), TBA (1990) = REF's terrain moved by -SHIFT plus NOISE,
+    and the glacier outlines; ``voids`` (rows) blanks REF's glacier pixels there. Returns the
+    outlines."""
     dem_path = shared_path("dem", "longyearbyen", "DEM_1990.tif")
     mask_path = shared_path("dem", "longyearbyen", "derived",
                             "landcover_mask_1990grid_1stable_2glacier.tif")
@@ -41,7 +44,8 @@ def case(tmp_path_factory):
     rng = np.random.default_rng(0)
     tba = moved - SHIFT[2] + rng.normal(0, NOISE, z.shape)
     ref = z + np.where(glacier, THINNING, 0.0)
-    root = tmp_path_factory.mktemp("dem")
+    if voids is not None:
+        ref[voids] = np.where(glacier[voids], np.nan, ref[voids])
     for name, arr in (("ref_2010.tif", ref), ("tba_1990.tif", tba)):
         with rasterio.open(root / name, "w", **prof) as dst:
             dst.write(arr.astype(np.float32), 1)
@@ -54,6 +58,13 @@ def case(tmp_path_factory):
                             "Name": [f"glacier {i}" for i in range(len(polys))]},
                            geometry=polys, crs=prof["crs"])
     gdf.to_file(root / "outlines.gpkg")
+    return gdf
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dem")
+    gdf = write_case(root)
     out = root / "out"
     code = main(["dem-change", str(root / "ref_2010.tif"), str(root / "tba_1990.tif"),
                  "-o", str(out), "--ref-date", "2010-08-01", "--tba-date", "1990-08-01",
