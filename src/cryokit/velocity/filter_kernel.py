@@ -12,11 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 try:
+    import numba
     from numba import njit, prange
 except ImportError:  # pragma: no cover - numba is a core dependency; scipy path remains
-    njit = None
+    numba = None
 
-AVAILABLE = njit is not None
+AVAILABLE = numba is not None
 
 
 def taps(sigma: float) -> np.ndarray:
@@ -55,7 +56,7 @@ if AVAILABLE:
                   fastmath={"reassoc", "contract", "nsz", "arcp"})(_gauss)
 
 
-def gaussian(img: np.ndarray, sigma: float) -> np.ndarray:
+def gaussian(img: np.ndarray, sigma: float, *, threads: int = 1) -> np.ndarray:
     """Gaussian blur of a float32 image with edge pixels repeated (``mode="nearest"``).
 
     Examples
@@ -68,5 +69,6 @@ def gaussian(img: np.ndarray, sigma: float) -> np.ndarray:
     """
     img = np.ascontiguousarray(img, np.float32)
     out = np.empty(img.shape, np.float32)
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     _gauss(img, taps(sigma), out)
     return out

@@ -19,9 +19,9 @@ from . import filter_kernel
 PREFILTERS = ("none", "highpass", "wallis")
 
 
-def _gauss(a: np.ndarray, sigma: float) -> np.ndarray:
+def _gauss(a: np.ndarray, sigma: float, threads: int = 1) -> np.ndarray:
     if filter_kernel.AVAILABLE:
-        return filter_kernel.gaussian(a, sigma)
+        return filter_kernel.gaussian(a, sigma, threads=threads)
     return ndimage.gaussian_filter(a, sigma, mode="nearest", truncate=4.0)
 
 
@@ -43,7 +43,7 @@ def _local_mean(img: np.ndarray, valid: np.ndarray, smooth, radius: int) -> np.n
         return s / w
 
 
-def highpass(img: np.ndarray, sigma: float = 3.0) -> np.ndarray:
+def highpass(img: np.ndarray, sigma: float = 3.0, threads: int = 1) -> np.ndarray:
     """Gaussian high-pass: the image minus its Gaussian blur of width ``sigma`` px.
 
     Removes illumination gradients and shadows longer than a few ``sigma`` while keeping the
@@ -60,10 +60,10 @@ def highpass(img: np.ndarray, sigma: float = 3.0) -> np.ndarray:
     if valid.all():  # the same arithmetic as below, without the full-size temporaries
         r = _gauss_radius(sigma)
         w = _gauss(np.ones((2 * r + 1,) * 2, np.float32), sigma)[r, r]
-        out = _gauss(img, sigma)
+        out = _gauss(img, sigma, threads)
         np.divide(out, w, out=out)
         return np.subtract(img, out, out=out)
-    out = img - _local_mean(img, valid, lambda a: _gauss(a, sigma), _gauss_radius(sigma))
+    out = img - _local_mean(img, valid, lambda a: _gauss(a, sigma, threads), _gauss_radius(sigma))
     return np.where(valid, out, np.nan).astype(np.float32)
 
 
@@ -91,16 +91,12 @@ def prefilter(img: np.ndarray, kind: str = "highpass", *, sigma: float = 3.0,
               window: int = 21, threads: int = 1) -> np.ndarray:
     """Apply the pre-filter named ``kind`` (one of :data:`PREFILTERS`).
 
-    ``threads`` is the number of threads of the high-pass's Gaussian (numba).
+    ``threads`` is the number of threads of the high-pass's Gaussian.
     """
     if kind == "none":
         return np.asarray(img, np.float32)
     if kind == "highpass":
-        if filter_kernel.AVAILABLE:
-            import numba
-
-            numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-        return highpass(img, sigma)
+        return highpass(img, sigma, threads)
     if kind == "wallis":
         return wallis(img, window)
     raise ValueError(f"unknown prefilter {kind!r}; choose from {PREFILTERS}")

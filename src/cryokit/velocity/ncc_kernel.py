@@ -1,9 +1,10 @@
-"""Fused per-node normalised cross-correlation kernel (numba), the hot loop of
-:func:`.correlate.correlation_surfaces` for gap-free chips.
+"""Fused per-node normalised cross-correlation kernels (numba), the hot loops of
+:func:`.correlate.correlation_surfaces`: gap-free chips (:func:`surfaces`) and chips touching
+nodata or the image edge (:func:`masked_surfaces`).
 
 For each node the template is centred once; for every integer offset the dot product with the
-search window is taken directly and normalised by the window's standard deviation from a small
-summed-area table of that node's search area. Direct sums beat an FFT at these sizes (a 40 px
+search window is taken directly and normalised by the window's standard deviation, from
+running column sums of that node's search window. Direct sums beat an FFT at these sizes (a 40 px
 chip over +-4 px is 81 dot products of 1600) and, unlike one ``cv2.matchTemplate`` call per
 node, need no Python call or allocation per node. Each node's arithmetic is independent of the
 others, so tiled and serial runs agree exactly.
