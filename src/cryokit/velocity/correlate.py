@@ -25,7 +25,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import fft
 
-from . import lk_kernel, ncc_kernel
+from . import lk_kernel, ncc_kernel, node_kernels
 
 MATCHERS = ("ncc", "oc")
 MIN_LK_VALID = 0.25
@@ -215,7 +215,8 @@ def correlation_surfaces(ref: np.ndarray, sec: np.ndarray, r0, c0, centre_dy, ce
     return Surfaces(out, cy, cx, search)
 
 
-def integer_peaks(surf: Surfaces) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def integer_peaks(surf: Surfaces, threads: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                              np.ndarray, np.ndarray]:
     """Integer peak of each surface with 3-point Gaussian sub-pixel estimate and quality.
 
     Returns
@@ -226,6 +227,9 @@ def integer_peaks(surf: Surfaces) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     snr : peak over mean absolute correlation of the surface (ImGRAFT's signal-to-noise).
     ratio : second-highest peak (outside +-2 px) over the highest, 0 (unique) .. 1 (ambiguous).
     """
+    if node_kernels.AVAILABLE:  # the same per node, 15-20x faster than these array passes
+        return node_kernels.integer_peaks(surf.values, surf.centre_dy, surf.centre_dx,
+                                          surf.search, threads=threads)
     v = surf.values
     n, k, _ = v.shape
     flat = np.where(np.isfinite(v), v, -np.inf).reshape(n, -1)

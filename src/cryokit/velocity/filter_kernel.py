@@ -1,4 +1,5 @@
-"""Separable Gaussian filter (numba), the hot loop of the high-pass pre-filter.
+"""Image filters (numba): the separable Gaussian of the high-pass pre-filter, and the NaN-aware
+block mean that decimates the pair for the coarse pass.
 
 The same filter as ``scipy.ndimage.gaussian_filter(a, sigma, mode="nearest", truncate=4.0)``
 (axis 0, then axis 1; normalised Gaussian taps out to ``int(4 sigma + 0.5)`` px), in float32
@@ -51,7 +52,22 @@ def _gauss(img, w, out):
             out[i, j] = s
 
 
+def _block_mean(img, f, out):
+    h, w = out.shape
+    for i in prange(h):
+        for j in range(w):
+            s, n = 0.0, 0
+            for a in range(i * f, i * f + f):
+                for b in range(j * f, j * f + f):
+                    x = img[a, b]
+                    if np.isfinite(x):
+                        s += x
+                        n += 1
+            out[i, j] = s / n if n else np.nan
+
+
 if AVAILABLE:
+    _block_mean = njit(parallel=True, cache=True, error_model="numpy")(_block_mean)
     _gauss = njit(parallel=True, cache=True,
                   fastmath={"reassoc", "contract", "nsz", "arcp"})(_gauss)
 
@@ -71,4 +87,22 @@ def gaussian(img: np.ndarray, sigma: float, *, threads: int = 1) -> np.ndarray:
     out = np.empty(img.shape, np.float32)
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     _gauss(img, taps(sigma), out)
+    return out
+
+
+def block_mean(img: np.ndarray, factor: int, *, threads: int = 1) -> np.ndarray:
+    """Mean of each ``factor`` x ``factor`` block over its finite pixels (NaN where none), in
+    float64, as float32; a trailing partial block is dropped.
+
+    Examples
+    --------
+    >>> a = np.arange(16, dtype=np.float32).reshape(4, 4); a[0, 0] = np.nan
+    >>> block_mean(a, 2)
+    array([[ 3.3333333,  4.5      ],
+           [10.5      , 12.5      ]], dtype=float32)
+    """
+    img = np.asarray(img, np.float32)
+    out = np.empty((img.shape[0] // factor, img.shape[1] // factor), np.float32)
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    _block_mean(img, int(factor), out)
     return out

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
-from . import filter_kernel
+from . import filter_kernel, node_kernels
 
 PREFILTERS = ("none", "highpass", "wallis")
 
@@ -139,7 +139,7 @@ def _neighbours(a: np.ndarray, radius: int) -> np.ndarray:
 
 def normalized_median_test(dx: np.ndarray, dy: np.ndarray, *, radius: int = 1,
                            threshold: float = 3.0, eps: float = 0.1,
-                           min_neighbours: int = 3) -> np.ndarray:
+                           min_neighbours: int = 3, threads: int = 1) -> np.ndarray:
     """Outliers by the normalised median test (Westerweel & Scarano 2005).
 
     For each node, r = |u - median(u_nb)| / (median(|u_nb - median(u_nb)|) + eps) is computed for
@@ -151,6 +151,9 @@ def normalized_median_test(dx: np.ndarray, dy: np.ndarray, *, radius: int = 1,
     -------
     bad : bool array, True for outliers (NaN nodes are not flagged).
     """
+    if node_kernels.AVAILABLE and np.ndim(dx) == 2:  # same result, ~10x faster
+        return node_kernels.median_test(dx, dy, radius=radius, threshold=threshold, eps=eps,
+                                        min_neighbours=min_neighbours, threads=threads)
     bad = np.zeros(dx.shape, bool)
     rs = []
     with np.errstate(invalid="ignore"), warnings.catch_warnings():

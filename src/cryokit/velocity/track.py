@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 from scipy import ndimage
 
-from . import correlate, filters
+from . import correlate, filter_kernel, filters
 
 
 @dataclass(frozen=True)
@@ -157,8 +157,10 @@ def _prepared(img: np.ndarray, params: TrackParams) -> np.ndarray:
                              threads=params.threads)
 
 
-def decimate(img: np.ndarray, factor: int) -> np.ndarray:
+def decimate(img: np.ndarray, factor: int, threads: int = 1) -> np.ndarray:
     """NaN-aware block mean by ``factor`` (the trailing partial block is dropped)."""
+    if filter_kernel.AVAILABLE:
+        return filter_kernel.block_mean(img, factor, threads=threads)
     h, w = (img.shape[0] // factor) * factor, (img.shape[1] // factor) * factor
     b = img[:h, :w].reshape(h // factor, factor, w // factor, factor)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
@@ -206,12 +208,12 @@ def coarse_offsets(ref_small: np.ndarray, sec_small: np.ndarray, nodes: tuple[in
     surf = correlate.correlation_surfaces(a, b, R.ravel(), C.ravel(), zeros, zeros, chip=chip,
                                           search=search, matcher=params.matcher,
                                           max_nodata=0.5, threads=params.threads)
-    dy, dx, peak, snr, _ = correlate.integer_peaks(surf)
+    dy, dx, peak, snr, _ = correlate.integer_peaks(surf, params.threads)
     dy, dx = dy.reshape(ny, nx), dx.reshape(ny, nx)
     weak = (peak.reshape(ny, nx) < params.min_peak) | (snr.reshape(ny, nx) < params.min_snr)
     dy[weak] = dx[weak] = np.nan
     bad = filters.normalized_median_test(dx, dy, radius=2, threshold=params.median_threshold,
-                                         eps=0.5)
+                                         eps=0.5, threads=params.threads)
     dy[bad] = dx[bad] = np.nan
     # Node (i, j) of the full grid sits at coarse-node coordinate ((i + 0.5) / k - 0.5, ...).
     fi = (np.arange(nodes[0]) + 0.5) / k - 0.5
@@ -305,7 +307,7 @@ def _gap_fallback(layers, a, b, ma, mb, r0, c0, centre_dy, centre_dx, params: Tr
             ma, mb, R0, C0, CY, CX, chip=big.chip, search=search, matcher=params.matcher,
             max_nodata=1 - (1 - params.max_nodata) / relax, min_overlap=0.5 / relax,
             threads=params.threads)
-        dy, dx, pk, sn, _ = correlate.integer_peaks(surf)
+        dy, dx, pk, sn, _ = correlate.integer_peaks(surf, params.threads)
         min_valid = correlate.MIN_LK_VALID / relax
         if raw is None:
             fy, fx, se, narrow = _refine(a, b, R0, C0, dy, dx, big, min_valid)
@@ -374,7 +376,7 @@ def _match_prepared(a, b, ma, mb, r0, c0, centre_dy, centre_dx, params: TrackPar
                                           search=search, matcher=params.matcher,
                                           max_nodata=1 - (1 - params.max_nodata) / relax,
                                           min_overlap=0.5 / relax, threads=params.threads)
-    dy, dx, peak, snr, _ = correlate.integer_peaks(surf)
+    dy, dx, peak, snr, _ = correlate.integer_peaks(surf, params.threads)
     ry, rx, se, strained = _refine(a, b, r0, c0, dy, dx, params,
                                    correlate.MIN_LK_VALID / relax)
     return ry, rx, peak, snr, se, strained
@@ -426,7 +428,7 @@ def clean_field(field: NodeField, params: TrackParams) -> NodeField:
     weak = matched & ((field.peak < params.min_peak) | (field.snr < params.min_snr))
     dy[weak] = dx[weak] = np.nan
     outlier = filters.normalized_median_test(dx, dy, radius=1, threshold=params.median_threshold,
-                                             eps=params.median_eps)
+                                             eps=params.median_eps, threads=params.threads)
     dy[outlier] = dx[outlier] = np.nan
     filled = np.zeros(dy.shape, bool)
     if params.fill_gaps:
@@ -490,5 +492,5 @@ def search_centres(ref, sec, nodes, params: TrackParams, prior=None, small=None)
         z = np.zeros(nodes, np.int64)
         return (z, z), params.search
     if small is None:
-        small = (decimate(ref, params.coarse_factor), decimate(sec, params.coarse_factor))
+        small = tuple(decimate(im, params.coarse_factor, params.threads) for im in (ref, sec))
     return coarse_offsets(small[0], small[1], nodes, params), params.fine_search
