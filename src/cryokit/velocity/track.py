@@ -385,7 +385,9 @@ def _match_prepared(a, b, ma, mb, r0, c0, centre_dy, centre_dx, params: TrackPar
 def _refine(a, b, r0, c0, dy, dx, params: TrackParams, min_valid):
     """Lucas-Kanade with the wide window, then the strain-adaptive narrow window (see
     :class:`TrackParams`). Returns dy, dx, standard error and the narrow-window flag."""
-    grad = np.gradient(np.asarray(a, np.float32))
+    a = np.asarray(a, np.float32)
+    grad = (filter_kernel.gradient(a, threads=params.threads) if filter_kernel.AVAILABLE
+            else np.gradient(a))
     refined = correlate.refine_lk(a, b, r0, c0, dy, dx, chip=params.chip,
                                   iterations=params.lk_iterations, window=params.lk_window,
                                   threads=params.threads, sigma=True, min_valid=min_valid,
