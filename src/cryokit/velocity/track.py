@@ -324,17 +324,17 @@ def _refine_joint(ref, sec, r0, c0, dy, dx, params: TrackParams, min_valid, batc
     """:func:`_refine` of each node on its own pair of raw windows, masked to the pixels valid
     in both at the node's integer offset and then pre-filtered.
 
-    The windows are laid out in a mosaic separated by nodata bands wider than the filter
-    radius, so each node's result does not depend on its neighbours in the mosaic (tiled runs
-    equal the serial run)."""
+    The windows are laid out side by side in a mosaic. Each window holds ``pad`` px of context
+    around the chip, and Lucas-Kanade reads only ``_LK_REACH`` of them, so every pre-filtered
+    pixel it reads has its whole filter support inside its own window: a node's result does not
+    depend on its neighbours in the mosaic (tiled runs equal the serial run)."""
     ok = np.isfinite(dy) & np.isfinite(dx)
     iy = np.rint(np.where(ok, dy, 0)).astype(np.int64)
     ix = np.rint(np.where(ok, dx, 0)).astype(np.int64)
     radius = filters.prefilter_radius(params.prefilter, sigma=params.sigma,
                                       window=params.wallis_window)
     pad = radius + _LK_REACH
-    w, sep = params.chip + 2 * pad, radius + 1
-    cell = w + sep
+    w = params.chip + 2 * pad
     out = [np.full(len(r0), np.nan) for _ in range(3)] + [np.zeros(len(r0), bool)]
     for s in range(0, len(r0), batch):
         j = np.arange(s, min(s + batch, len(r0)))
@@ -345,17 +345,18 @@ def _refine_joint(ref, sec, r0, c0, dy, dx, params: TrackParams, min_valid, batc
         rows = -(-len(j) // cols)
 
         def mosaic(win):
-            cells = np.full((rows * cols, cell, cell), np.nan, np.float32)
-            cells[:len(j), :w, :w] = np.where(both, win, np.nan)
-            grid = cells.reshape(rows, cols, cell, cell).transpose(0, 2, 1, 3)
-            grid = np.pad(grid.reshape(rows * cell, cols * cell), ((sep, 0), (sep, 0)),
-                          constant_values=np.nan)
-            return _prepared(grid, params)
+            cells = np.full((rows * cols, w, w), np.nan, np.float32)
+            cells[:len(j)] = np.where(both, win, np.nan)
+            return cells.reshape(rows, cols, w, w).transpose(0, 2, 1, 3).reshape(rows * w,
+                                                                                 cols * w)
 
+        if params.prefilter == "highpass":  # one filtered mask serves both mosaics
+            ma, mb = filters.highpass_pair(mosaic(wa), mosaic(wb), params.sigma, params.threads)
+        else:
+            ma, mb = _prepared(mosaic(wa), params), _prepared(mosaic(wb), params)
         k = np.arange(len(j))
-        mr, mc = sep + (k // cols) * cell + pad, sep + (k % cols) * cell + pad
-        res = _refine(mosaic(wa), mosaic(wb), mr, mc, dy[j] - iy[j], dx[j] - ix[j], params,
-                      min_valid)
+        mr, mc = (k // cols) * w + pad, (k % cols) * w + pad
+        res = _refine(ma, mb, mr, mc, dy[j] - iy[j], dx[j] - ix[j], params, min_valid)
         for o, r in zip(out, res):
             o[j] = r
     out[0] += iy
