@@ -78,7 +78,8 @@ def _refine(ref, sec, gx, gy, r0, c0, dy, dx, chip, taper, iterations, tol, need
         tmp = np.empty((m, chip), np.float32)
         tmpn = np.empty((m, chip), np.float32)
         samp = np.empty((chip, chip), np.float32)
-        valid = np.empty((chip, chip), np.bool_)
+        goodf = np.empty((m, m), np.float32)
+        wv = np.empty((chip, chip), np.float32)
         wy = np.empty(6)
         wx = np.empty(6)
         for q in range(ch * _CHUNK, min(n, (ch + 1) * _CHUNK)):
@@ -238,36 +239,36 @@ def _refine(ref, sec, gx, gy, r0, c0, dy, dx, chip, taper, iterations, tol, need
                     if math.hypot(ux, uy) < tol:
                         break
                     continue
+                # Holed window (nodata, or partly outside the image): Lanczos renormalised over
+                # the valid taps, with 0/1 weights and selects instead of branches so that the
+                # pixel loops vectorise like the gap-free path.
+                for i in range(m):
+                    for j in range(m):
+                        goodf[i, j] = np.float32(1.0) if good[i, j] else np.float32(0.0)
                 for i in range(m):
                     for j in range(chip):
-                        s = 0.0
-                        sn = 0.0
-                        for k in range(6):
-                            s += wx[k] * win[i, j + k]
-                            if holed and good[i, j + k]:
-                                sn += wx[k]
-                        tmp[i, j] = s
-                        tmpn[i, j] = sn
+                        tmp[i, j] = (wx[0] * win[i, j] + wx[1] * win[i, j + 1]
+                                     + wx[2] * win[i, j + 2] + wx[3] * win[i, j + 3]
+                                     + wx[4] * win[i, j + 4] + wx[5] * win[i, j + 5])
+                        tmpn[i, j] = (wx[0] * goodf[i, j] + wx[1] * goodf[i, j + 1]
+                                      + wx[2] * goodf[i, j + 2] + wx[3] * goodf[i, j + 3]
+                                      + wx[4] * goodf[i, j + 4] + wx[5] * goodf[i, j + 5])
+                cnt = 0
                 for i in range(chip):
                     for j in range(chip):
-                        s = 0.0
-                        sn = 0.0
-                        for k in range(6):
-                            s += wy[k] * tmp[i + k, j]
-                            sn += wy[k] * tmpn[i + k, j]
-                        if holed:
-                            near = (good[i + 2, j + 2] and good[i + 3, j + 2]
-                                    and good[i + 2, j + 3] and good[i + 3, j + 3])
-                            if near and sn > 0.75:
-                                samp[i, j] = s / sn
-                                valid[i, j] = base[i, j]
-                            else:
-                                valid[i, j] = False
-                        else:
-                            samp[i, j] = s
-                            valid[i, j] = base[i, j]
-                # weighted means over the valid pixels
-                cnt = 0
+                        s = (wy[0] * tmp[i, j] + wy[1] * tmp[i + 1, j] + wy[2] * tmp[i + 2, j]
+                             + wy[3] * tmp[i + 3, j] + wy[4] * tmp[i + 4, j]
+                             + wy[5] * tmp[i + 5, j])
+                        sn = (wy[0] * tmpn[i, j] + wy[1] * tmpn[i + 1, j]
+                              + wy[2] * tmpn[i + 2, j] + wy[3] * tmpn[i + 3, j]
+                              + wy[4] * tmpn[i + 4, j] + wy[5] * tmpn[i + 5, j])
+                        near = (goodf[i + 2, j + 2] * goodf[i + 3, j + 2]
+                                * goodf[i + 2, j + 3] * goodf[i + 3, j + 3])
+                        use = base[i, j] and near > 0 and sn > 0.75
+                        samp[i, j] = s / sn if use else np.float32(0.0)
+                        wv[i, j] = taper[i, j] if use else np.float32(0.0)
+                        cnt += use
+                # weighted means over the valid pixels (zero weight elsewhere)
                 sw = 0.0
                 mt = 0.0
                 ms = 0.0
@@ -275,14 +276,12 @@ def _refine(ref, sec, gx, gy, r0, c0, dy, dx, chip, taper, iterations, tol, need
                 mgy = 0.0
                 for i in range(chip):
                     for j in range(chip):
-                        if valid[i, j]:
-                            w = taper[i, j]
-                            cnt += 1
-                            sw += w
-                            mt += w * t[i, j]
-                            ms += w * samp[i, j]
-                            mgx += w * tx[i, j]
-                            mgy += w * ty[i, j]
+                        w = wv[i, j]
+                        sw += w
+                        mt += w * t[i, j]
+                        ms += w * samp[i, j]
+                        mgx += w * tx[i, j]
+                        mgy += w * ty[i, j]
                 if cnt < need or sw <= 0:
                     ok = False
                     break
@@ -294,10 +293,9 @@ def _refine(ref, sec, gx, gy, r0, c0, dy, dx, chip, taper, iterations, tol, need
                 vs = 0.0
                 for i in range(chip):
                     for j in range(chip):
-                        if valid[i, j]:
-                            w = taper[i, j]
-                            vt += w * (t[i, j] - mt) ** 2
-                            vs += w * (samp[i, j] - ms) ** 2
+                        w = wv[i, j]
+                        vt += w * (t[i, j] - mt) ** 2
+                        vs += w * (samp[i, j] - ms) ** 2
                 if vt <= 0 or vs <= 0:
                     ok = False
                     break
@@ -310,17 +308,16 @@ def _refine(ref, sec, gx, gy, r0, c0, dy, dx, chip, taper, iterations, tol, need
                 rr = 0.0
                 for i in range(chip):
                     for j in range(chip):
-                        if valid[i, j]:
-                            w = taper[i, j]
-                            res = (samp[i, j] - ms) * gain - (t[i, j] - mt)
-                            ax = tx[i, j] - mgx
-                            ay = ty[i, j] - mgy
-                            hxx += w * ax * ax
-                            hyy += w * ay * ay
-                            hxy += w * ax * ay
-                            bx += w * ax * res
-                            by += w * ay * res
-                            rr += w * res * res
+                        w = wv[i, j]
+                        res = (samp[i, j] - ms) * gain - (t[i, j] - mt)
+                        ax = tx[i, j] - mgx
+                        ay = ty[i, j] - mgy
+                        hxx += w * ax * ax
+                        hyy += w * ay * ay
+                        hxy += w * ax * ay
+                        bx += w * ax * res
+                        by += w * ay * res
+                        rr += w * res * res
                 det = hxx * hyy - hxy * hxy
                 if not det > 1e-12:
                     ok = False
