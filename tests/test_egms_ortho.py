@@ -175,7 +175,7 @@ def test_real_ortho_default_min_points(real_ortho, tmp_path):
     """With the default (3 points per cell, PRODUCTS.md) 9 of the 522 cells seen by a single
     ascending and a single descending point are left out: 513 remain, all in the real tile."""
     from cryokit.motion.egms import read_egms
-    from cryokit.motion.egms_product import OrthoOptions, ortho_solve
+    from cryokit.motion.egms_ortho import OrthoOptions, ortho_solve
 
     d, _ = real_ortho
     sol = ortho_solve([read_egms(d / "L2b" / ASC), read_egms(d / "L2b" / DESC)], OrthoOptions())

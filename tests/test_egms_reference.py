@@ -102,7 +102,8 @@ def test_plots(burst, tmp_path, capsys):
     for f in ("velocity_map.png", f"timeseries_{pid}.png"):
         assert (out / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (out / f).stat().st_size > 20000
     assert main(["egms", "plot", str(path), "--pid", "zzz", "-o", str(out)]) == 2
-    from cryokit.motion.plots import seasonal_model, symmetric_limit
+    from cryokit.motion.plots import symmetric_limit
+    from cryokit.motion.stats import seasonal_model
     v = pts.column("mean_velocity").to_numpy()
     assert symmetric_limit(v) == pytest.approx(np.percentile(np.abs(v), 98))
     _, vel = seasonal_model(pts.years(), pts.disp[10])

@@ -161,9 +161,26 @@ def yahtse(tmp_path_factory):
     sec = d / "LC80630182016216LGN00_B8_yahtse.TIF"
     mask = d / "StEliasMtn_utm7v_rock.gmt"
     out = tmp_path_factory.mktemp("yahtse") / "serial"
-    rep = make_velocity(str(ref), str(sec), str(out), TrackParams(step=16),
-                        stable_mask=str(mask))
-    return ref, sec, mask, out, rep
+    with pytest.MonkeyPatch.context() as mp:
+        fields = _record_fields(mp)
+        rep = make_velocity(str(ref), str(sec), str(out), TrackParams(step=16),
+                            stable_mask=str(mask))
+    return ref, sec, mask, out, rep, fields[0].narrow
+
+
+def _record_fields(mp):
+    """The node fields make_velocity assembles from its tiles, as they reach clean_field
+    (``narrow`` is in no output file)."""
+    from cryokit.velocity import product
+
+    seen, clean = [], product.clean_field
+
+    def record(field, params):
+        seen.append(field)
+        return clean(field, params)
+
+    mp.setattr(product, "clean_field", record)
+    return seen
 
 
 def _layers(out):
@@ -175,7 +192,7 @@ def _layers(out):
 
 
 def test_yahtse_real_pair(yahtse):
-    ref, sec, mask, out, rep = yahtse
+    ref, sec, mask, out, rep, _ = yahtse
     sg = rep["stable_ground"]
     # Issue target: stable NMAD <= 0.07 px in x and y at step 16, >= 90 % of nodes valid.
     assert sg["n_nodes"] > 300
@@ -193,9 +210,13 @@ def test_yahtse_real_pair(yahtse):
     assert np.nanmax(speed) < 30
 
 
-def test_yahtse_tiled_and_dask_equal_serial(yahtse, tmp_path, dask_scheduler_address):
-    ref, sec, mask, out, rep = yahtse
+def test_yahtse_tiled_and_dask_equal_serial(yahtse, tmp_path, dask_scheduler_address,
+                                            monkeypatch):
+    ref, sec, mask, out, rep, narrow = yahtse
     serial = _layers(out)
+    # Both LK windows occur on this pair, so equal flags say the tiles carried the layer.
+    assert narrow.dtype == bool and 0 < narrow.sum() < narrow.size
+    fields = _record_fields(monkeypatch)
     tiled = tmp_path / "tiled"
     make_velocity(str(ref), str(sec), str(tiled), TrackParams(step=16), stable_mask=str(mask),
                   options=VelocityOptions(tile_nodes=24))
@@ -203,7 +224,8 @@ def test_yahtse_tiled_and_dask_equal_serial(yahtse, tmp_path, dask_scheduler_add
     make_velocity(str(ref), str(sec), str(remote), TrackParams(step=16, threads=1),
                   stable_mask=str(mask),
                   options=VelocityOptions(tile_nodes=32, scheduler=dask_scheduler_address))
-    for other in (tiled, remote):
+    for other, field in zip((tiled, remote), fields, strict=True):
         got = _layers(other)
         for k in serial:
             np.testing.assert_array_equal(got[k], serial[k])
+        np.testing.assert_array_equal(field.narrow, narrow)

@@ -28,7 +28,7 @@ def reference(
     LOS displacement in mm, positive towards the satellite (los_east/north/up =
     ground-to-satellite unit vector); velocities mm/yr; t in years from the first date.
     """
-    from ..motion.egms_product import make_reference
+    from ..motion.egms_reference import make_reference
 
     rep = make_reference(inp, out, pid=pid, point=point, radius=radius, area=area)
     r = rep["reference"]
@@ -57,7 +57,7 @@ def calibrate(
     LOS displacement in mm, positive towards the satellite (los_east/north/up =
     ground-to-satellite unit vector); velocities mm/yr; t in years from the first date.
     """
-    from ..motion.egms_product import make_calibration
+    from ..motion.egms_calibration import make_calibration
 
     rep = make_calibration(inp, [str(g) for g in gnss_files], out, stations=stations,
                            plate_model=plate_model, model=model, radius=radius,
@@ -94,7 +94,7 @@ def ortho_cmd(
     -9999; up / east positive) and .zip (CSV + XML), report.json, quicklook.png,
     metadata.json, stac-item.json.
     """
-    from ..motion.egms_product import OrthoOptions, make_ortho
+    from ..motion.egms_ortho import OrthoOptions, make_ortho
 
     opts = OrthoOptions(step_days=step_days, max_gap_days=max_gap, min_points=min_points,
                         version=version, north_velocity=north_velocity, place=place)
@@ -123,7 +123,7 @@ def compare(
     Differences NEW minus OLD of mean velocity (mm/yr), acceleration, seasonality, RMSE and
     temporal coherence, with count, mean, median, NMAD, RMS and percentiles.
     """
-    from ..motion.egms_product import make_compare
+    from ..motion.egms_compare import make_compare
 
     rep = make_compare(old, new, out, max_distance=max_distance)
     c, d = rep["counts"], rep["differences"].get("mean_velocity", {})
@@ -142,7 +142,7 @@ def plot(
     outdir: Path = typer.Option(..., "-o", "--outdir", help="Directory for velocity_map.png and timeseries_PID.png."),
 ):
     """Velocity map (diverging colours, symmetric limits) and one point's series with its fit."""
-    from ..motion.egms_product import make_plots
+    from ..motion.egms_plots import make_plots
 
     rep = make_plots(inp, pid, outdir)
     summary("cryokit egms plot", [("points", str(rep["n_points"])),

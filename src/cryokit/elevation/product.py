@@ -1,8 +1,9 @@
 """The DEM-differencing product: REF + TBA DEMs -> co-registered dh, dh/dt, per-glacier change.
 
-Reading, grid alignment, vertical references and writing live here; the algorithms are in
-:mod:`.coreg`, :mod:`.bias`, :mod:`.terrain`, :mod:`.stats`, :mod:`.voids` and
-:mod:`.uncertainty`, the per-block work in :mod:`.blocks`.  Everything is checked before
+Options, reading, grid alignment, vertical references and the block passes live here; the
+algorithms are in :mod:`.coreg`, :mod:`.bias`, :mod:`.terrain`, :mod:`.stats`, :mod:`.voids`
+and :mod:`.uncertainty`, the per-block work in :mod:`.blocks`, the hypsometric and glacier
+tables in :mod:`.tables` and the writing in :mod:`.outputs`.  Everything is checked before
 anything is written; outputs are staged and moved into OUTDIR when complete.
 
 Memory: the co-registration is fitted on the whole grid (REF, TBA and the stable mask in
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import glob
 import math
 import os
 import shutil
@@ -29,19 +29,17 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..atomic import staged_dir
 from ..dates import parse_date
 from ..errors import UserError
 from .. import parallel
 from ..parallel import run_tasks
-from ..product import write_json, write_records
-from ..quicklook import raster_quicklook
-from ..raster import Grid, TiledWriter, read_grid
-from . import bias, blocks, coreg, terrain, uncertainty, voids
+from ..raster import Grid, read_grid
+from . import bias, blocks, coreg, uncertainty
+from .outputs import write_outputs
+from .tables import ICE_DENSITY, ICE_DENSITY_ERR, hypsometric_tables
 
 COREG_STEPS = {"nuth_kaab": coreg.NuthKaab, "vertical_shift": coreg.VerticalShift,
                "deramp": coreg.Deramp}
-ICE_DENSITY, ICE_DENSITY_ERR = 850.0, 60.0   # kg m-3, Huss (2013)
 CONVENTION = "dh = later DEM minus earlier DEM (metres); negative = surface lowering"
 # Median and NMAD come from at most this many pixels per statistic (all of them below it);
 # 10^7 give the median of unit noise to ~4e-4 m.  Mean, std and count use every pixel.
@@ -311,7 +309,7 @@ def _blocks_and_write(spans, setup, address, options, outdir, grid, pipe, gdf, v
     for p in parts:
         del p["samples"]
     dec = {k: np.concatenate([p["decimated"][k] for p in parts]) for k in parts[0]["decimated"]}
-    tables = _hypsometric_tables(parts) if labels_path else {}
+    tables = hypsometric_tables(parts) if labels_path else {}
     for p in parts:
         p.pop("hyps", None)
     t_apply = time.perf_counter() - t
@@ -344,188 +342,9 @@ def _blocks_and_write(spans, setup, address, options, outdir, grid, pipe, gdf, v
     report["timings_s"] = timings | {"curvature_bias": round(t_bias, 3),
                                      "apply": round(t_apply, 3)}
     t = time.perf_counter()
-    report["void_filled_pixels"] = _write(
+    report["void_filled_pixels"] = write_outputs(
         outdir, grid, setup, parts, tables, dec, cb, gdf, report, d_ref, d_tba, years,
         options)
     report["timings_s"]["write"] = round(time.perf_counter() - t, 3)
     report["timings_s"]["total"] = round(time.perf_counter() - t0, 3)
     return report
-
-
-def _hypsometric_tables(parts) -> dict[int, tuple[int, np.ndarray]]:
-    """Glacier k -> (first band, dh per band) from the kept glacier pixels of all blocks,
-    for the glaciers with voids: :func:`.voids.fill_hypsometric` on one probe pixel per band."""
-    want = np.unique(np.concatenate([p["void_labels"] for p in parts]))
-    if want.size == 0:
-        return {}
-    lab, band, dh = (np.concatenate(c) for c in zip(*(p["hyps"] for p in parts)))
-    sel = np.isin(lab, want)
-    lab, band, dh = lab[sel], band[sel], dh[sel]
-    if lab.size == 0:
-        return {}
-    n = int(want.max()) + 1
-    lo = np.full(n, np.iinfo(np.int32).max, np.int64)
-    hi = np.full(n, np.iinfo(np.int32).min, np.int64)
-    np.minimum.at(lo, lab, band)
-    np.maximum.at(hi, lab, band)
-    ks = [int(k) for k in want if lo[k] <= hi[k]]
-    probe_lab = np.concatenate([np.full(hi[k] - lo[k] + 1, k) for k in ks])
-    probe_band = np.concatenate([np.arange(lo[k], hi[k] + 1) for k in ks])
-    # Band numbers as elevations with a band height of 1: the bands are exactly the same.
-    out, filled = voids.fill_hypsometric(
-        np.concatenate([dh, np.full(probe_lab.size, np.nan, np.float32)]),
-        np.concatenate([band, probe_band]).astype(np.float64) + 0.5,
-        np.concatenate([lab, probe_lab]), band=1.0)
-    vals, got = out[dh.size:], filled[dh.size:]
-    tables, start = {}, 0
-    for k in ks:
-        m = hi[k] - lo[k] + 1
-        if got[start:start + m].all():
-            tables[k] = (int(lo[k]), vals[start:start + m].copy())
-        start += m
-    return tables
-
-
-def _fill_block(dh, labels, ref_z, tables, band):
-    """Fill the voids of one block from the band tables; the filled-pixel mask."""
-    filled = np.zeros(dh.shape, bool)
-    if ref_z is None:
-        return filled
-    void = ~np.isfinite(dh) & (labels > 0) & np.isfinite(ref_z)
-    for k in np.unique(labels[void]):
-        if int(k) not in tables:
-            continue
-        lo, med = tables[int(k)]
-        hole = void & (labels == k)
-        b = np.clip(np.floor(ref_z[hole] / band).astype(int) - lo, 0, med.size - 1)
-        dh[hole] = med[b]
-        filled[hole] = True
-    return filled
-
-
-def _glacier_table(gdf, count, valid, sums, nfill, res, years, nmad_stable, range_m, options):
-    import pandas as pd
-
-    px_area = res[0] * res[1]
-    nz = np.flatnonzero(count)
-    n = int(nz[-1]) if nz.size else 0
-    rows = []
-    for k in range(1, n + 1):
-        area = count[k] * px_area
-        mean = sums[k] / valid[k] if valid[k] else float("nan")
-        err = uncertainty.mean_error(nmad_stable, area, range_m, px_area)
-        rate = mean / years
-        rate_err = err / years
-        mb = rate * ICE_DENSITY / 1000.0
-        mb_err = float(np.hypot(rate_err * ICE_DENSITY, rate * ICE_DENSITY_ERR) / 1000.0)
-        g = gdf.iloc[k - 1]
-        rows.append({
-            "id": str(g[options.id_column]) if options.id_column else str(k),
-            "name": str(g[options.name_column]) if options.name_column else "",
-            "area_km2": area / 1e6, "valid_fraction": valid[k] / max(count[k], 1),
-            "filled_fraction": nfill[k] / max(count[k], 1),
-            "mean_dh_m": mean, "mean_dh_err_m": err, "dhdt_m_per_yr": rate,
-            "dhdt_err_m_per_yr": rate_err, "volume_change_m3_per_yr": rate * area,
-            "volume_change_err_m3_per_yr": rate_err * area,
-            "mass_balance_mwe_per_yr": mb, "mass_balance_err_mwe_per_yr": mb_err})
-    return pd.DataFrame(rows)
-
-
-def _write(outdir, grid, setup, parts, tables, dec, cb, gdf, report, d_ref, d_tba, years,
-           opts) -> int:
-    """Fill, write the rasters block by block, then tables, figures and records.
-    Returns the number of void-filled pixels."""
-    from . import figures
-
-    d1, d2 = sorted((d_ref, d_tba))
-    tags = {"date_earlier": d1.isoformat(), "date_later": d2.isoformat(),
-            "sign_convention": CONVENTION, "software": report["software"],
-            "vertical_reference": report["vertical_reference"]}
-    res, k = grid.res, setup.decimate
-    nlab = 0
-    if setup.labels_path:
-        labels_all = np.load(setup.labels_path, mmap_mode="r")
-        nlab = int(len(gdf)) + 1
-    acc = {n: np.zeros(nlab) for n in ("count", "valid", "sums", "nfill")}
-    dh_dec = []
-    with staged_dir(outdir) as stage, \
-            TiledWriter(stage / "dh.tif", grid, count=2, units=["m", "1"],
-                        tags=tags | {"units": "m"},
-                        descriptions=[f"elevation change {d1} to {d2} (m, later minus earlier)",
-                                      "1 = void filled (hypsometric), 0 = measured"]) as w_dh, \
-            TiledWriter(stage / "dhdt.tif", grid, units="m/yr", tags=tags | {"units": "m/yr"},
-                        descriptions=[f"rate of elevation change {d1} to {d2} (m/yr)"]) as w_rate, \
-            TiledWriter(stage / "tba_coregistered.tif", grid, units="m",
-                        tags=tags | {"units": "m"},
-                        descriptions=["TBA DEM co-registered and bias-corrected onto REF (m)"]) as w_al:
-        for p in parts:
-            r0, r1 = p["span"]
-            dh = np.load(os.path.join(setup.scratch, f"dh_{r0}.npy"))
-            filled = np.zeros(dh.shape, bool)
-            if setup.labels_path:
-                labels = np.asarray(labels_all[r0:r1])
-                ref_file = os.path.join(setup.scratch, f"ref_{r0}.npy")
-                if p["void_labels"].size and tables:
-                    filled = _fill_block(dh, labels, np.load(ref_file), tables, setup.band)
-                fin = np.isfinite(dh)
-                acc["count"] += np.bincount(labels.ravel(), minlength=nlab)[:nlab]
-                acc["valid"] += np.bincount(labels[fin], minlength=nlab)[:nlab]
-                acc["sums"] += np.bincount(labels[fin], weights=dh[fin].astype(float),
-                                           minlength=nlab)[:nlab]
-                acc["nfill"] += np.bincount(labels[filled], minlength=nlab)[:nlab]
-            w_dh.write([dh, filled.astype(np.float32)], r0)
-            w_rate.write((dh / years).astype(np.float32), r0)
-            w_al.write(np.load(os.path.join(setup.scratch, f"aligned_{r0}.npy")), r0)
-            dh_dec.append(dh[np.arange((-r0) % k, r1 - r0, k), ::k])
-            for f in glob.glob(os.path.join(setup.scratch, f"*_{r0}.npy")):
-                os.unlink(f)
-        n_filled = int(acc["nfill"].sum())
-        s_after = report["statistics"]["after"]["stable"]
-        if setup.labels_path:
-            table = _glacier_table(gdf, acc["count"], acc["valid"], acc["sums"], acc["nfill"],
-                                   res, years, s_after["nmad"], report["variogram"]["range_m"],
-                                   opts)
-            table.to_csv(stage / "glaciers.csv", index=False, float_format="%.6g")
-            # GeoPackage field names are case-insensitive: 'Name' and 'name' collide.
-            taken = {c.lower() for c in table.columns}
-            out = gdf.drop(columns=[c for c in gdf.columns
-                                    if c.lower() in taken and c != gdf.geometry.name])
-            out = out.join(table).set_geometry(gdf.geometry.name)
-            out.to_file(stage / "glaciers.gpkg", driver="GPKG")
-        write_json(stage / "report.json", report | {"void_filled_pixels": n_filled})
-        (stage / "figures").mkdir()
-        figures.histograms(stage / "figures" / "dh_histogram.png", dec["before"], dec["after"],
-                           report["statistics"])
-        if cb is not None:
-            figures.curvature(stage / "figures" / "curvature_bias.png", cb)
-        nk = next((s for s in (report["coregistration"]["pipeline"] or {}).get("steps", [])
-                   if s.get("name") == "NuthKaab"), None)
-        if nk:
-            figures.nuth_kaab(stage / "figures" / "nuth_kaab.png", dec["ref"], dec["tba"],
-                              (res[0] * k, res[1] * k), nk)
-        b = grid.bounds
-        dh_q = np.concatenate(dh_dec)
-        shade = terrain.hillshade(dec["ref"], (res[0] * k, res[1] * k))
-        lim = float(np.nanpercentile(np.abs(dh_q), 98)) if np.isfinite(dh_q).any() else 1.0
-        raster_quicklook(stage / "quicklook.png", dh_q, extent=(b[0], b[2], b[1], b[3]),
-                         cmap="RdBu", label="dh (m)", vmin=-lim, vmax=lim, background=shade,
-                         title=f"Elevation change {d1} to {d2} (m)", diverging=True)
-        quality = (f"stable terrain after co-registration: median {s_after['median']:.2f} m, "
-                   f"NMAD {s_after['nmad']:.2f} m over {s_after['count']} pixels")
-        write_records(
-            stage, item_id=f"dem_change_{d1:%Y%m%d}_{d2:%Y%m%d}", grid=grid, start=d1, end=d2,
-            title={"en": f"Glacier elevation change {d1} to {d2}"},
-            abstract=(f"Elevation change from differencing {os.path.basename(report['reference_dem'])}"
-                      f" and {os.path.basename(report['tba_dem'])} after co-registration "
-                      f"({', '.join(report['coregistration']['steps']) or 'none'}) and "
-                      f"curvature-bias correction on stable terrain. {quality}."),
-            source=f"{os.path.basename(report['reference_dem'])} ({d_ref}), "
-                   f"{os.path.basename(report['tba_dem'])} ({d_tba})",
-            method=("Nuth & Kaab (2011) co-registration, vertical shift and deramp fitted on "
-                    "stable terrain; curvature-dependent bias correction; hypsometric void "
-                    "filling; per-glacier uncertainty from a spherical variogram of stable dh "
-                    "(Rolstad et al. 2009); density 850 +- 60 kg m-3"),
-            quality=quality, place=opts.place, licence=opts.licence,
-            temporal_resolution=f"{report['years']:.2f} years",
-            keywords=("glacier", "elevation change", "DEM", "mass balance", "cryosphere"))
-    return n_filled

@@ -13,6 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..quicklook import save_figure
+from .stats import seasonal_model
 
 CREDIT = "Contains modified Copernicus EGMS data; cryokit"
 
@@ -29,26 +30,6 @@ def symmetric_limit(values, percentile: float = 98.0) -> float:
     v = v[np.isfinite(v)]
     m = float(np.percentile(v, percentile)) if v.size else 1.0
     return m if m > 0 else 1.0
-
-
-def seasonal_model(t_years, disp):
-    """Least-squares fit of [t, 1, cos2πt, sin2πt] (the EGMS mean-velocity model) to one series.
-
-    Returns the model at ``t_years`` and the velocity (mm/yr).
-
-    Examples
-    --------
-    >>> t = np.linspace(0, 3, 100)
-    >>> m, v = seasonal_model(t, 2.5 * t + np.sin(2 * np.pi * t))
-    >>> round(v, 6)
-    2.5
-    """
-    t = np.asarray(t_years, dtype=np.float64)
-    y = np.asarray(disp, dtype=np.float64)
-    G = np.column_stack([t, np.ones_like(t), np.cos(2 * np.pi * t), np.sin(2 * np.pi * t)])
-    ok = np.isfinite(y)
-    m, *_ = np.linalg.lstsq(G[ok], y[ok], rcond=None)
-    return G @ m, float(m[0])
 
 
 def velocity_map(path: str | os.PathLike, x, y, velocity, *, title: str,

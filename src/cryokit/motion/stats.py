@@ -13,6 +13,9 @@ Description (2023, Table 14), which reproduce the published columns of real L2b 
 - ``reference_shift`` (mm): value at t = 0 of the cubic+seasonal model written with the basis
   (cos2πt − 1, sin2πt); the service subtracts it so that every series starts at 0.
 
+:func:`seasonal_model` fits the mean-velocity model to one series alone (its own valid dates)
+and returns the model itself, for plots and reference series.
+
 All points share one design matrix: the products ``X @ A`` with the six basis columns give
 every fit at once (normal equations, residual sums of squares from ``|x|² − bᵀβ``); only the
 coherence needs the residuals themselves (a compiled loop, no temporaries).  Points with NaN
@@ -213,6 +216,26 @@ def reference_to_first_epoch(t_years, disp) -> np.ndarray:
     disp = np.asarray(disp, dtype=np.float64)
     shift = timeseries_stats(t_years, disp)["reference_shift"]
     return disp - shift[:, None]
+
+
+def seasonal_model(t_years, disp):
+    """Least-squares fit of [t, 1, cos2πt, sin2πt] (the EGMS mean-velocity model) to one series.
+
+    Returns the model at ``t_years`` and the velocity (mm/yr).
+
+    Examples
+    --------
+    >>> t = np.linspace(0, 3, 100)
+    >>> m, v = seasonal_model(t, 2.5 * t + np.sin(2 * np.pi * t))
+    >>> round(v, 6)
+    2.5
+    """
+    t = np.asarray(t_years, dtype=np.float64)
+    y = np.asarray(disp, dtype=np.float64)
+    G = np.column_stack([t, np.ones_like(t), np.cos(2 * np.pi * t), np.sin(2 * np.pi * t)])
+    ok = np.isfinite(y)
+    m, *_ = np.linalg.lstsq(G[ok], y[ok], rcond=None)
+    return G @ m, float(m[0])
 
 
 # ----------------------------------------------------------------------------- on EGMS points

@@ -122,6 +122,19 @@ def match_tile(tile: tuple[slice, slice], *, ref: str, sec: str, warp: Grid | No
     return tuple(o.reshape(ny, nx) for o in out)
 
 
+def _assemble(tiles, results, shape: tuple[int, int]) -> NodeField:
+    """The node field of the whole grid from the per-tile results of :func:`match_tile`,
+    with every layer :func:`.track.track_pair` fills (dy, dx, peak, snr and narrow)."""
+    dy, dx = (np.full(shape, np.nan, np.float64) for _ in range(2))
+    peak, snr = (np.full(shape, np.nan, np.float32) for _ in range(2))
+    narrow = np.zeros(shape, bool)
+    for (rs, cs), res in zip(tiles, results):
+        # strict: a layer match_window returns must not be dropped silently (narrow once was)
+        for layer, r in zip((dy, dx, peak, snr, narrow), res, strict=True):
+            layer[rs, cs] = r
+    return NodeField(dy, dx, peak, snr, narrow=narrow)
+
+
 # ----------------------------------------------------------------------------- checks
 
 def _check_grids(ref: str, sec: str, resample: bool) -> tuple[Grid, Grid | None]:
@@ -211,14 +224,11 @@ def make_velocity(ref: str, sec: str, outdir: str, params: TrackParams = TrackPa
         progress=options.progress, description="matching tiles",
         shared=dict(ref=ref, sec=sec, warp=warp, params=params, centre_dy=cy, centre_dx=cx,
                     search=search))
-    layers = [np.full((ny, nx), np.nan, np.float32 if k >= 2 else np.float64) for k in range(4)]
-    for (rs, cs), res in zip(tiles, results):
-        for layer, r in zip(layers, res):
-            layer[rs, cs] = r
+    field = _assemble(tiles, results, (ny, nx))
     times["match_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    field = clean_field(NodeField(*layers), params)
+    field = clean_field(field, params)
     fit = None
     dx, dy = field.dx, field.dy
     if node_stable is not None:
