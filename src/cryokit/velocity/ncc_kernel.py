@@ -47,7 +47,9 @@ def _surfaces(ref, sec, r0, c0, sr0, sc0, chip, k, todo, out):
         if not tt > 1e-12:
             continue
         # The search window, copied contiguous and zero outside the image.
-        sw = np.zeros((m, m), np.float32)
+        # One spare zero row: the flat dot products of the last offsets read k - 2 floats past
+        # the window (times zero template padding).
+        sw = np.zeros((m + 1, m), np.float32)
         if sr0[q] >= 0 and sc0[q] >= 0 and sr0[q] + m <= H and sc0[q] + m <= W:
             for i in range(m):
                 sw[i, :] = sec[sr0[q] + i, sc0[q]:sc0[q] + m]
@@ -89,34 +91,41 @@ def _surfaces(ref, sec, r0, c0, sr0, sc0, chip, k, todo, out):
                 x2 += c2[b + chip - 1] - c2[b - 1]
                 s1[a, b] = x1
                 s2[a, b] = x2
-        # Three column offsets per pass over a template row: each template value loaded once
-        # feeds three independent accumulators, which LLVM vectorises (~3x the speed of one
-        # dot product per offset).
+        # Each offset's dot product is one flat loop: the template laid out with the search
+        # window's row stride m (zeros past the chip) against the flat window from the
+        # offset's first pixel. One long vectorised sum per offset, instead of a short one per
+        # template row whose horizontal reductions dominated. Three offsets share each
+        # template load.
+        tp = np.zeros(chip * m, np.float32)
+        for i in range(chip):
+            for j in range(chip):
+                tp[i * m + j] = t[i, j]
+        swf = sw.reshape((m + 1) * m)
+        L = chip * m
         acc = np.zeros((k, k), np.float32)
         for a in range(k):
-            for i in range(chip):
-                trow = t[i]
-                srow = sw[a + i]
-                b = 0
-                while b + 2 < k:
-                    x0 = np.float32(0.0)
-                    x1 = np.float32(0.0)
-                    x2 = np.float32(0.0)
-                    for j in range(chip):
-                        tv = trow[j]
-                        x0 += tv * srow[b + j]
-                        x1 += tv * srow[b + 1 + j]
-                        x2 += tv * srow[b + 2 + j]
-                    acc[a, b] += x0
-                    acc[a, b + 1] += x1
-                    acc[a, b + 2] += x2
-                    b += 3
-                while b < k:
-                    x0 = np.float32(0.0)
-                    for j in range(chip):
-                        x0 += trow[j] * srow[b + j]
-                    acc[a, b] += x0
-                    b += 1
+            b = 0
+            while b + 2 < k:
+                o = a * m + b
+                x0 = np.float32(0.0)
+                x1 = np.float32(0.0)
+                x2 = np.float32(0.0)
+                for j in range(L):
+                    tv = tp[j]
+                    x0 += tv * swf[o + j]
+                    x1 += tv * swf[o + 1 + j]
+                    x2 += tv * swf[o + 2 + j]
+                acc[a, b] = x0
+                acc[a, b + 1] = x1
+                acc[a, b + 2] = x2
+                b += 3
+            while b < k:
+                o = a * m + b
+                x0 = np.float32(0.0)
+                for j in range(L):
+                    x0 += tp[j] * swf[o + j]
+                acc[a, b] = x0
+                b += 1
         for a in range(k):
             if sr0[q] + a < 0 or sr0[q] + a + chip > H:
                 continue
