@@ -43,6 +43,8 @@ def features(
     optical_units: str = typer.Option("reflectance", "--optical-units", help="Unit written for optical bands (e.g. reflectance, DN)."),
     resampling: str = typer.Option("bilinear", "--resampling", help="Resampling of inputs on another grid: nearest | bilinear | cubic | average."),
     block: int = typer.Option(512, "--block", help="Block size in pixels: memory holds a few blocks of all features, never the whole stack."),
+    context: Optional[str] = typer.Option(None, "--context", metavar="SCALES", help="Spatial-context bands: comma-separated odd window sides in pixels (e.g. 3,5). For each side K and each band NAME, adds NAME_meanKxK and NAME_stdKxK: mean and population standard deviation of the valid pixels in the KxK window centred on the pixel, in the band's units (NaN and outside the raster ignored; NaN where the band is NaN). Texture for roads and field edges, stable values for mixed pixels. Default: none. Adds 2 x len(SCALES) bands per band."),
+    context_bands: Optional[str] = typer.Option(None, "--context-bands", help="Comma-separated shell patterns (e.g. '*_median,NDVI*') of the band names that get --context bands. Default: every band."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Compute blocks on a local dask cluster of N processes."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Compute blocks on an existing dask.distributed scheduler (tcp://host:port)."),
 ):
@@ -51,7 +53,8 @@ def features(
     Bands, in order: for each date, its optical bands then its indices (names
     YYYY-MM-DD_B04, YYYY-MM-DD_NDVI; no prefix without dates); with 2+ dates, the temporal
     statistics of each band and index (B04_median, NDVI_p10...); then VV, VH, VH-VV (dB) and
-    elevation, slope, aspect_sin, aspect_cos. Band descriptions hold the names, band tag
+    elevation, slope, aspect_sin, aspect_cos; then, with --context, the local means and
+    standard deviations (NAME_mean3x3, ..., NAME_std3x3, ...). Band descriptions hold the names, band tag
     'units' the units (reflectance or --optical-units, 1 for indices, dB, m, degree); dataset
     tags record dates, band roles, index formulas and conventions. Nodata is NaN.
     """
@@ -69,11 +72,18 @@ def features(
            and not (s.startswith("p") and s[1:].isdigit() and 0 <= int(s[1:]) <= 100)]
     if bad:
         raise UserError(f"--stats: unknown statistic {', '.join(bad)}")
+    ctx: tuple[int, ...] = ()
+    if context is not None and context.strip().lower() not in ("", "none"):
+        try:
+            ctx = tuple(int(v) for v in _split(context))
+        except ValueError:
+            raise UserError(f"--context: window sides must be integers, got {context!r}") from None
     opts = FeatureOptions(bands=_split(bands), sensor=sensor, indices=idx, stats=st,
                           per_date=per_date, scale=scale, offset=offset,
                           optical_units=optical_units,
                           sar_db={"auto": None, "db": True, "linear": False}[sar_units],
-                          resampling=resampling, block=block)
+                          resampling=resampling, block=block, context=ctx,
+                          context_bands=_split(context_bands))
     plan = plan_features([str(p) for p in inputs], opts, sar=str(sar) if sar else None,
                          dem=str(dem) if dem else None)
     write_features(plan, out, workers=workers, scheduler=scheduler, progress=True)
@@ -82,6 +92,9 @@ def features(
         ("grid", f"{g.height} x {g.width} px, {g.res[0]:g} m, {g.crs}"),
         ("dates", ", ".join(d for d in plan.dates if d) or "none"),
         ("indices", ", ".join(plan.indices) or "none"),
+        ("context", (f"{len(plan.context_index)} band(s) x windows "
+                     + ", ".join(f"{k}x{k}" for k in plan.options.context) + " px")
+         if plan.context_index else "none"),
         ("bands", f"{len(plan.names)}: {', '.join(plan.names[:6])}"
                   f"{', ...' if len(plan.names) > 6 else ''}"),
         ("output", str(out))])

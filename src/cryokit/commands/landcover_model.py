@@ -26,13 +26,16 @@ def train(
     min_leaf: int = typer.Option(1, "--min-leaf", help="Fewest training samples in an rf leaf (1 = fully grown trees)."),
     max_features: Optional[float] = typer.Option(None, "--max-features", help="Fraction (0-1] of the features an rf split chooses from (default: sqrt(n) of n features)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
+    lgbm_balance: Optional[str] = typer.Option(None, "--lgbm-balance", help="With --model rf+lgbm: class weights of the LightGBM member (none | balanced | sqrt), e.g. an unweighted rf (overall accuracy) with a balanced lgbm (rare classes). Default: --balance."),
+    lgbm_rounds: Optional[int] = typer.Option(None, "--lgbm-rounds", help="With --model rf+lgbm: boosting rounds of the LightGBM member. Default: --trees."),
+    prior: str = typer.Option("none", "--prior", help="Class-prior correction (global models): none (default); train = multiply the class probabilities by per-class weights, fitted on out-of-fold predictions of a 3-fold CV in 10 px blocks of the training pixels, so that the predicted class frequencies match the training class frequencies (training takes 4x longer; prediction speed unchanged)."),
 ):
     """Train a land cover classifier on labelled pixels of a feature stack.
 
     A labelled class missing from the legend is an error; legend classes without samples are
     noted in MODEL.json and never predicted.  Samples with a NaN feature are dropped.
     """
-    from ..landcover.classify import BALANCES, MODELS
+    from ..landcover.classify import BALANCES, MODELS, PRIORS
     from ..landcover.product import TrainOptions, train_model
     from ..errors import UserError
 
@@ -44,17 +47,31 @@ def train(
         raise UserError(f"--min-leaf must be >= 1, got {min_leaf}")
     if max_features is not None and not 0 < max_features <= 1:
         raise UserError(f"--max-features must be in (0, 1], got {max_features}")
+    if lgbm_balance is not None and lgbm_balance not in BALANCES:
+        raise UserError(f"--lgbm-balance must be one of {', '.join(BALANCES)}, got {lgbm_balance!r}")
+    if (lgbm_balance is not None or lgbm_rounds is not None) and model != "rf+lgbm":
+        raise UserError("--lgbm-balance and --lgbm-rounds apply to --model rf+lgbm only")
+    if lgbm_rounds is not None and lgbm_rounds < 1:
+        raise UserError(f"--lgbm-rounds must be >= 1, got {lgbm_rounds}")
+    if prior not in PRIORS:
+        raise UserError(f"--prior must be one of {', '.join(PRIORS)}, got {prior!r}")
+    if prior != "none" and local is not None:
+        raise UserError("--prior applies to global models only (not with --local)")
     if local is not None and local < 8:
         raise UserError(f"--local tile size must be >= 8 pixels, got {local}")
     opts = TrainOptions(label_column=label_column, model=model, balance=balance, local=local,
                         legend=str(legend) if legend else None, n_estimators=trees,
                         max_depth=max_depth, min_samples_leaf=min_leaf,
                         max_features="sqrt" if max_features is None else max_features,
-                        seed=seed)
+                        seed=seed, lgbm_balance=lgbm_balance, lgbm_rounds=lgbm_rounds,
+                        prior=prior)
     m = train_model(str(features), str(labels), str(out), opts)
     rows = [("samples", f"{m.info['n_samples']} ({m.info['dropped_nan_samples']} dropped: NaN)"),
             ("classes", ", ".join(f"{k} {v}" for k, v in m.info["samples"].items())),
-            ("model", f"{model}, balance {balance}, {'local ' + str(local) + ' px tiles, ' + str(m.info['local_models']) + ' local models' if local else 'global'}")]
+            ("model", f"{model}, balance {balance}"
+                      + (f" (lgbm member {lgbm_balance or balance}, {lgbm_rounds or trees} rounds)"
+                         if model == "rf+lgbm" else "")
+                      + (", class-prior correction" if prior != "none" else "") + f", {'local ' + str(local) + ' px tiles, ' + str(m.info['local_models']) + ' local models' if local else 'global'}")]
     rows += [("note", n) for n in m.info["notes"]]
     summary("cryokit landcover train", rows + [("output", str(out))])
 

@@ -11,11 +11,15 @@ pixel are blended with bilinear weights, so the map shows no seams at tile edges
 
 Models: ``"rf"`` = scikit-learn random forest, depth-limited and compiled for fast inference
 (:mod:`.forest`); ``"lgbm"`` = LightGBM gradient boosting; ``"rf+lgbm"`` = the mean of both
-models' class probabilities.  Class balancing (``balance``, :data:`BALANCES`): ``"none"``;
+models' class probabilities (the lgbm member may have its own balancing and rounds:
+``lgbm_balance``, ``lgbm_rounds``).  Class balancing (``balance``, :data:`BALANCES`): ``"none"``;
 ``"balanced"`` (or ``True``) weights each class inversely to its sample count, which raises
 rare-class recall at the cost of overall accuracy; ``"sqrt"`` weights by the inverse square
 root of the count, the usual compromise between the two; ``"subsample"`` (rf) draws the
-balanced weights again for each tree's bootstrap sample.
+balanced weights again for each tree's bootstrap sample.  ``prior="train"`` (global models)
+multiplies the class probabilities by per-class weights fitted at training time on
+out-of-fold predictions so that the predicted class frequencies match the training ones
+(:mod:`.prior`).
 
 Samples are rows of ``X`` (n, n_features) with their pixel ``rows``/``cols``; NaN rows must be
 removed by the caller (the product maps them to nodata).  :func:`predict_image` classifies a
@@ -33,6 +37,10 @@ from .forest import FlatForest, compile_forest
 
 MODELS = ("rf", "lgbm", "rf+lgbm")
 BALANCES = ("none", "balanced", "sqrt", "subsample")
+#: Class-prior correction (:mod:`.prior`): none, or match the training class frequencies.
+PRIORS = ("none", "train")
+#: Block side (px) of the inner blocked CV that fits the class-prior weights.
+PRIOR_BLOCK = 10
 
 
 def balance_name(balance) -> str:
@@ -82,6 +90,8 @@ class ModelParams:
     n_jobs: int = 2
     min_samples_leaf: int = 1       # rf
     max_features: str | float = "sqrt"  # rf: features tried per split
+    lgbm_balance: str | None = None  # rf+lgbm: balance of the lgbm member (None: ``balance``)
+    lgbm_rounds: int | None = None   # rf+lgbm: rounds of the lgbm member (None: n_estimators)
 
 
 @dataclass
@@ -117,7 +127,10 @@ def fit_model(X: np.ndarray, y: np.ndarray, p: ModelParams):
                               learning_rate=p.learning_rate, class_weight=weights,
                               random_state=p.seed, n_jobs=p.n_jobs, verbose=-1).fit(X, y)
     if p.model == "rf+lgbm":
-        return Ensemble([fit_model(X, y, replace(p, model=m)) for m in ("rf", "lgbm")],
+        # members may differ: an OA-strong rf with an F1-strong balanced lgbm
+        lg = replace(p, model="lgbm", balance=balance_name(p.lgbm_balance or p.balance),
+                     n_estimators=p.lgbm_rounds or p.n_estimators)
+        return Ensemble([fit_model(X, y, replace(p, model="rf")), fit_model(X, y, lg)],
                         np.unique(y))
     raise ValueError(f"model must be one of {MODELS}, got {p.model!r}")
 
@@ -165,20 +178,33 @@ class GlobalClassifier:
     def __init__(self, model: str = "rf", *, balance: bool | str = "none",
                  n_estimators: int = 64, max_depth: int = 12, num_leaves: int = 31,
                  learning_rate: float = 0.1, seed: int = 0, n_jobs: int = 2,
-                 min_samples_leaf: int = 1, max_features: str | float = "sqrt"):
+                 min_samples_leaf: int = 1, max_features: str | float = "sqrt",
+                 lgbm_balance: str | None = None, lgbm_rounds: int | None = None,
+                 prior: str = "none", prior_block: int = PRIOR_BLOCK):
         if model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+        if prior not in PRIORS:
+            raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
         self.model_params = ModelParams(model, n_estimators, max_depth, num_leaves,
                                         learning_rate, balance_name(balance), seed, n_jobs,
-                                        min_samples_leaf, max_features)
+                                        min_samples_leaf, max_features,
+                                        None if lgbm_balance is None
+                                        else balance_name(lgbm_balance), lgbm_rounds)
+        self.prior, self.prior_block = prior, int(prior_block)
         self.classes_: np.ndarray | None = None
         self.n_features_: int | None = None
         self.model_ = None
+        self.prior_weights_: np.ndarray | None = None
 
     @property
     def params(self) -> dict:
         """Parameters as a JSON-able dict (stored in the model sidecar)."""
-        return {"kind": self.kind, **asdict(self.model_params)}
+        out = {"kind": self.kind, **asdict(self.model_params)}
+        if getattr(self, "prior", "none") != "none":   # models pickled before have none
+            out.update(prior=self.prior, prior_block=self.prior_block,
+                       prior_weights=None if self.prior_weights_ is None
+                       else [round(float(w), 6) for w in self.prior_weights_])
+        return out
 
     def fit(self, X, y, rows=None, cols=None) -> "GlobalClassifier":
         X = _check_xy(X, y, rows, cols)
@@ -188,12 +214,42 @@ class GlobalClassifier:
             raise ValueError("training needs at least two classes")
         self.n_features_ = X.shape[1]
         self.model_ = fit_model(X, y, self.model_params)
+        self.prior_weights_ = (self._fit_prior(X, y, rows, cols) if self.prior == "train"
+                               else None)
         return self
 
+    def _fit_prior(self, X, y, rows, cols, k: int = 3) -> np.ndarray:
+        """Class-prior weights (:mod:`.prior`) from out-of-fold probabilities of a k-fold CV
+        in square blocks of ``prior_block`` px (random folds without rows/cols)."""
+        from .accuracy import blocked_folds
+        from .prior import prior_weights
+
+        if rows is None:
+            folds = np.random.default_rng(self.model_params.seed).integers(0, k, y.size)
+        else:
+            try:
+                folds = blocked_folds(rows, cols, self.prior_block, k=k,
+                                      seed=self.model_params.seed)
+            except ValueError:   # fewer blocks than folds: too small an area for blocks
+                folds = np.random.default_rng(self.model_params.seed).integers(0, k, y.size)
+        P = np.zeros((y.size, self.classes_.size), np.float32)
+        for i in range(k):
+            a, v = folds != i, folds == i
+            if not v.any() or np.unique(y[a]).size < 2:
+                continue
+            P[v] = model_proba(fit_model(X[a], y[a], self.model_params), X[v], self.classes_)
+        done = P.sum(axis=1) > 0
+        counts = np.bincount(np.searchsorted(self.classes_, y), minlength=self.classes_.size)
+        return prior_weights(P[done], counts)
+
     def predict_proba(self, X, rows=None, cols=None) -> np.ndarray:
-        """Class probabilities (n, n_classes) float32, columns in ``classes_`` order."""
+        """Class probabilities (n, n_classes) float32, columns in ``classes_`` order (with
+        the class-prior weights applied when ``prior="train"``)."""
+        from .prior import apply_prior
+
         X = _check_xy(X, None, rows, cols)
-        return model_proba(self.model_, X, self.classes_)
+        return apply_prior(model_proba(self.model_, X, self.classes_),
+                           getattr(self, "prior_weights_", None))
 
     def predict(self, X, rows=None, cols=None) -> np.ndarray:
         """Most probable class label per row."""
@@ -239,6 +295,8 @@ class LocalClassifier(GlobalClassifier):
     def __init__(self, tile_size: int = 256, *, min_class_samples: int = 20,
                  min_tile_samples: int = 60, max_radius: int = 2, **kwargs):
         super().__init__(**kwargs)
+        if self.prior != "none":
+            raise ValueError("class-prior correction is for global models only")
         if tile_size < 1:
             raise ValueError("tile_size must be >= 1")
         self.tile_size = int(tile_size)

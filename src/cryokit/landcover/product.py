@@ -62,6 +62,9 @@ class TrainOptions:
     min_samples_leaf: int = 1         # rf
     max_features: str | float = "sqrt"  # rf: features tried per split ("sqrt" or a fraction)
     seed: int = 0
+    lgbm_balance: str | None = None   # rf+lgbm: balance of the lgbm member (None: balance)
+    lgbm_rounds: int | None = None    # rf+lgbm: rounds of the lgbm member (None: n_estimators)
+    prior: str = "none"               # none | train: class-prior correction (global models)
 
 
 # ----------------------------------------------------------------------------- stack
@@ -138,8 +141,10 @@ def train_model(features: str | os.PathLike, labels: str | os.PathLike, out: str
                         "training needs at least two", labels)
     kw = dict(model=options.model, balance=options.balance, n_estimators=options.n_estimators,
               max_depth=options.max_depth, min_samples_leaf=options.min_samples_leaf,
-              max_features=options.max_features, seed=options.seed)
-    clf = (LocalClassifier(options.local, **kw) if options.local else GlobalClassifier(**kw))
+              max_features=options.max_features, seed=options.seed,
+              lgbm_balance=options.lgbm_balance, lgbm_rounds=options.lgbm_rounds)
+    clf = (LocalClassifier(options.local, **kw) if options.local
+           else GlobalClassifier(**kw, prior=options.prior))
     clf.fit(X, y, rows, cols)
     missing = [c for c in legend.codes if c not in present]
     notes = ([f"legend classes without samples, never predicted: "
