@@ -57,6 +57,23 @@ def _lanczos(frac, out):
         out[k] /= tot
 
 
+def _weighted_sums(w, a, b, c, d):
+    # Sum of the weights and the weighted sums of four flat arrays (float64).
+    sw = 0.0
+    sa = 0.0
+    sb = 0.0
+    sc = 0.0
+    sd = 0.0
+    for k in range(w.shape[0]):
+        x = w[k]
+        sw += x
+        sa += x * a[k]
+        sb += x * b[k]
+        sc += x * c[k]
+        sd += x * d[k]
+    return sw, sa, sb, sc, sd
+
+
 def _refine(ref, sec, gx, gy, r0, c0, dy, dx, chip, taper, iterations, tol, need, max_move,
             out_y, out_x, out_s):
     H, W = sec.shape
@@ -130,16 +147,7 @@ def _refine(ref, sec, gx, gy, r0, c0, dy, dx, chip, taper, iterations, tol, need
                     if base[i, j]:
                         wb[i, j] = taper[i, j]
                         cnt0 += 1
-            sw0 = 0.0
-            mt0 = 0.0
-            mgx0 = 0.0
-            mgy0 = 0.0
-            for k in range(chip * chip):
-                w = wbf[k]
-                sw0 += w
-                mt0 += w * tf[k]
-                mgx0 += w * txf[k]
-                mgy0 += w * tyf[k]
+            sw0, mt0, mgx0, mgy0, _ = _weighted_sums(wbf, tf, txf, tyf, tf)
             if cnt0 < need or sw0 <= 0:
                 continue
             mt0 /= sw0
@@ -270,18 +278,7 @@ def _refine(ref, sec, gx, gy, r0, c0, dy, dx, chip, taper, iterations, tol, need
                         wv[i, j] = taper[i, j] if use else np.float32(0.0)
                         cnt += use
                 # weighted means over the valid pixels (zero weight elsewhere)
-                sw = 0.0
-                mt = 0.0
-                ms = 0.0
-                mgx = 0.0
-                mgy = 0.0
-                for k in range(chip * chip):
-                    w = wvf[k]
-                    sw += w
-                    mt += w * tf[k]
-                    ms += w * sampf[k]
-                    mgx += w * txf[k]
-                    mgy += w * tyf[k]
+                sw, mt, mgx, mgy, ms = _weighted_sums(wvf, tf, txf, tyf, sampf)
                 if cnt < need or sw <= 0:
                     ok = False
                     break
@@ -335,6 +332,8 @@ def _refine(ref, sec, gx, gy, r0, c0, dy, dx, chip, taper, iterations, tol, need
 
 if AVAILABLE:
     _lanczos = njit(cache=True, inline="always")(_lanczos)
+    _weighted_sums = njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})(
+        _weighted_sums)
     _refine = njit(parallel=True, cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})(_refine)
 
 
