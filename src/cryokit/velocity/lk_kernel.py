@@ -57,6 +57,13 @@ def _lanczos(frac, out):
         out[k] /= tot
 
 
+def _gauss_newton(hxx, hyy, hxy, det, bx, by, rr, sw):
+    # The 2 x 2 Gauss-Newton update and the standard error of the shift (Cramer-Rao).
+    ux = (hyy * bx - hxy * by) / det
+    uy = (hxx * by - hxy * bx) / det
+    return ux, uy, math.sqrt(rr / sw * (hxx + hyy) / det)
+
+
 def _weighted_sums(w, a, b, c, d):
     # Sum of the weights and the weighted sums of four flat arrays (float64).
     sw = 0.0
@@ -240,9 +247,7 @@ def _refine(ref, sec, gx, gy, r0, c0, dy, dx, chip, taper, iterations, tol, need
                         fbx += wgxf[k] * fr
                         fby += wgyf[k] * fr
                         frr += wbf[k] * fr * fr
-                    ux = (hyy0 * fbx - hxy0 * fby) / det0
-                    uy = (hxx0 * fby - hxy0 * fbx) / det0
-                    se = math.sqrt(frr / sw0 * (hxx0 + hyy0) / det0)
+                    ux, uy, se = _gauss_newton(hxx0, hyy0, hxy0, det0, fbx, fby, frr, sw0)
                     px -= ux
                     py -= uy
                     if math.hypot(ux, uy) < tol:
@@ -317,9 +322,7 @@ def _refine(ref, sec, gx, gy, r0, c0, dy, dx, chip, taper, iterations, tol, need
                 if not det > 1e-12:
                     ok = False
                     break
-                ux = (hyy * bx - hxy * by) / det
-                uy = (hxx * by - hxy * bx) / det
-                se = math.sqrt(rr / sw * (hxx + hyy) / det)
+                ux, uy, se = _gauss_newton(hxx, hyy, hxy, det, bx, by, rr, sw)
                 px -= ux
                 py -= uy
                 if math.hypot(ux, uy) < tol:
@@ -332,6 +335,7 @@ def _refine(ref, sec, gx, gy, r0, c0, dy, dx, chip, taper, iterations, tol, need
 
 if AVAILABLE:
     _lanczos = njit(cache=True, inline="always")(_lanczos)
+    _gauss_newton = njit(cache=True, inline="always")(_gauss_newton)
     _weighted_sums = njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})(
         _weighted_sums)
     _refine = njit(parallel=True, cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})(_refine)
