@@ -10,8 +10,8 @@ OA 0.817 / 0.456; NC Landsat-7 vs strata.tif RF OA 0.542, kappa 0.361, cryokit r
 kappa 0.364.  Session 6 added spatial-context stacks, soft rf + lgbm ensembles and a class-prior
 correction to the CV candidates; the CV chose session 5's setting again (test: OA 0.817,
 macro-F1 0.456, not above the RF on both); the RF given the 3 x 3 context stack reached OA
-0.840 / macro-F1 0.421 (information).  Fixed seeds make every run deterministic; bounds leave about half the measured
-effect as margin (one seed's noise is about 1 point OA, 2 points macro-F1 on these small test
+0.840 / macro-F1 0.421 (information).  Fixed seeds make every run deterministic; bounds leave
+about half the measured effect as margin (one seed's noise is about 1 point OA, 2 points macro-F1 on these small test
 sets).
 """
 

@@ -33,7 +33,10 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from .accuracy import blocked_folds
 from .forest import FlatForest, compile_forest
+from .prior import apply_prior, prior_weights
+from .smooth import sieve, smooth_proba
 
 MODELS = ("rf", "lgbm", "rf+lgbm")
 BALANCES = ("none", "balanced", "sqrt", "subsample")
@@ -220,18 +223,17 @@ class GlobalClassifier:
 
     def _fit_prior(self, X, y, rows, cols, k: int = 3) -> np.ndarray:
         """Class-prior weights (:mod:`.prior`) from out-of-fold probabilities of a k-fold CV
-        in square blocks of ``prior_block`` px (random folds without rows/cols)."""
-        from .accuracy import blocked_folds
-        from .prior import prior_weights
-
-        if rows is None:
-            folds = np.random.default_rng(self.model_params.seed).integers(0, k, y.size)
-        else:
+        in square blocks of ``prior_block`` px (random folds without rows/cols, or where the
+        area holds fewer blocks than folds)."""
+        folds = None
+        if rows is not None:
             try:
                 folds = blocked_folds(rows, cols, self.prior_block, k=k,
                                       seed=self.model_params.seed)
-            except ValueError:   # fewer blocks than folds: too small an area for blocks
-                folds = np.random.default_rng(self.model_params.seed).integers(0, k, y.size)
+            except ValueError:
+                pass
+        if folds is None:
+            folds = np.random.default_rng(self.model_params.seed).integers(0, k, y.size)
         P = np.zeros((y.size, self.classes_.size), np.float32)
         for i in range(k):
             a, v = folds != i, folds == i
@@ -245,8 +247,6 @@ class GlobalClassifier:
     def predict_proba(self, X, rows=None, cols=None) -> np.ndarray:
         """Class probabilities (n, n_classes) float32, columns in ``classes_`` order (with
         the class-prior weights applied when ``prior="train"``)."""
-        from .prior import apply_prior
-
         X = _check_xy(X, None, rows, cols)
         return apply_prior(model_proba(self.model_, X, self.classes_),
                            getattr(self, "prior_weights_", None))
@@ -443,8 +443,6 @@ def predict_image(classifier, stack: np.ndarray, *, row0: int = 0, col0: int = 0
     >>> predict_image(clf, img, mmu=2)[0][2, 2].item()
     1
     """
-    from .smooth import sieve, smooth_proba
-
     stack = np.asarray(stack, np.float32)
     _, h, w = stack.shape
     X = stack.reshape(stack.shape[0], -1).T

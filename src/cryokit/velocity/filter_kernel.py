@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .kernel_threads import set_threads
+
 try:
     import numba
     from numba import njit, prange
@@ -99,7 +101,7 @@ def gaussian(img: np.ndarray, sigma: float, *, threads: int = 1) -> np.ndarray:
     """
     img = np.ascontiguousarray(img, np.float32)
     out = np.empty(img.shape, np.float32)
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    set_threads(threads)
     _gauss(img, taps(sigma), out)
     return out
 
@@ -117,7 +119,7 @@ def block_mean(img: np.ndarray, factor: int, *, threads: int = 1) -> np.ndarray:
     """
     img = np.asarray(img, np.float32)
     out = np.empty((img.shape[0] // factor, img.shape[1] // factor), np.float32)
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    set_threads(threads)
     _block_mean(img, int(factor), out)
     return out
 
@@ -135,6 +137,6 @@ def gradient(img: np.ndarray, *, threads: int = 1) -> tuple[np.ndarray, np.ndarr
     if min(img.shape) < 2:
         return tuple(np.gradient(img))
     gy, gx = np.empty(img.shape, np.float32), np.empty(img.shape, np.float32)
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    set_threads(threads)
     _gradient(img, gy, gx)
     return gy, gx

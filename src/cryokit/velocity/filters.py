@@ -29,7 +29,9 @@ def _gauss_radius(sigma: float) -> int:
     return int(4.0 * float(sigma) + 0.5)  # scipy's kernel radius for truncate=4
 
 
-def _local_mean(img: np.ndarray, valid: np.ndarray, smooth, radius: int) -> np.ndarray:
+def _local_mean(img: np.ndarray, valid: np.ndarray, smooth, radius: int,
+                weight: np.ndarray | None = None) -> np.ndarray:
+    # ``weight``: ``smooth`` of the valid mask, when the caller has it already.
     if valid.all():
         # The filtered mask is the same constant at every pixel whose support has no gap, so
         # one small patch gives it bit for bit: a gap-free image (or tile) takes half the work
@@ -37,7 +39,7 @@ def _local_mean(img: np.ndarray, valid: np.ndarray, smooth, radius: int) -> np.n
         w = smooth(np.ones((2 * radius + 1,) * 2, np.float32))[radius, radius]
         s = smooth(np.asarray(img, np.float32))
     else:
-        w = smooth(valid.astype(np.float32))
+        w = smooth(valid.astype(np.float32)) if weight is None else weight
         s = smooth(np.where(valid, img, 0).astype(np.float32))
     with np.errstate(invalid="ignore", divide="ignore"):
         return s / w
@@ -84,13 +86,12 @@ def highpass_pair(a: np.ndarray, b: np.ndarray, sigma: float = 3.0,
     valid = np.isfinite(a)
     if valid.all() or not np.array_equal(valid, np.isfinite(b)):
         return highpass(a, sigma, threads), highpass(b, sigma, threads)
-    w = _gauss(valid.astype(np.float32), sigma, threads)
-    out = []
-    for img in (a, b):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = _gauss(np.where(valid, img, 0).astype(np.float32), sigma, threads) / w
-        out.append(np.where(valid, img - mean, np.nan).astype(np.float32))
-    return tuple(out)
+    def smooth(x):
+        return _gauss(x, sigma, threads)
+
+    w = smooth(valid.astype(np.float32))
+    return tuple(np.where(valid, img - _local_mean(img, valid, smooth, 0, weight=w),
+                          np.nan).astype(np.float32) for img in (a, b))
 
 
 def wallis(img: np.ndarray, window: int = 21, target_std: float = 1.0, eps: float = 1e-6) -> np.ndarray:

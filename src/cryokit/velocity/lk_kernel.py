@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from .kernel_threads import set_threads
+
 try:
     import numba
     from numba import njit, prange
@@ -106,10 +108,11 @@ def _refine(ref, sec, gx, gy, r0, c0, dy, dx, chip, taper, iterations, tol, need
         wv = np.empty((chip, chip), np.float32)
         # Flat views for the sums over the chip: one loop of chip^2 vectorises better than
         # chip rows of chip.
-        wbf, tcf, sampf = wb.reshape(chip * chip), tc.reshape(chip * chip), samp.reshape(chip * chip)
-        wgxf, wgyf = wgx.reshape(chip * chip), wgy.reshape(chip * chip)
-        tf, txf, tyf = t.reshape(chip * chip), tx.reshape(chip * chip), ty.reshape(chip * chip)
-        wvf = wv.reshape(chip * chip)
+        n2 = chip * chip
+        wbf, tcf, sampf = wb.reshape(n2), tc.reshape(n2), samp.reshape(n2)
+        wgxf, wgyf = wgx.reshape(n2), wgy.reshape(n2)
+        tf, txf, tyf = t.reshape(n2), tx.reshape(n2), ty.reshape(n2)
+        wvf = wv.reshape(n2)
         wy = np.empty(6)
         wx = np.empty(6)
         for q in range(ch * _CHUNK, min(n, (ch + 1) * _CHUNK)):
@@ -336,9 +339,10 @@ def _refine(ref, sec, gx, gy, r0, c0, dy, dx, chip, taper, iterations, tol, need
 if AVAILABLE:
     _lanczos = njit(cache=True, inline="always")(_lanczos)
     _gauss_newton = njit(cache=True, inline="always")(_gauss_newton)
-    _weighted_sums = njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})(
-        _weighted_sums)
-    _refine = njit(parallel=True, cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})(_refine)
+    # Reassociation lets LLVM vectorise the sums; no 'nnan': the NaN tests must survive.
+    _fast = {"reassoc", "contract", "nsz", "arcp"}
+    _weighted_sums = njit(cache=True, fastmath=_fast)(_weighted_sums)
+    _refine = njit(parallel=True, cache=True, fastmath=_fast)(_refine)
 
 
 def refine(ref, sec, gx, gy, r0, c0, dy, dx, *, chip, taper, iterations, tol, need, max_move,
@@ -346,7 +350,7 @@ def refine(ref, sec, gx, gy, r0, c0, dy, dx, *, chip, taper, iterations, tol, ne
     """Run the kernel; returns (dy, dx, sigma) arrays (NaN where refinement failed)."""
     n = len(r0)
     out = [np.empty(n) for _ in range(3)]
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    set_threads(threads)
     _refine(ref, sec, gx, gy, np.ascontiguousarray(r0, np.int64),
             np.ascontiguousarray(c0, np.int64), np.ascontiguousarray(dy, np.float64),
             np.ascontiguousarray(dx, np.float64), chip, taper.astype(np.float32), iterations,

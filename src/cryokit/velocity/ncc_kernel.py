@@ -16,6 +16,8 @@ import math
 
 import numpy as np
 
+from .kernel_threads import set_threads
+
 try:
     import numba
     from numba import njit, prange
@@ -221,7 +223,7 @@ def surfaces(ref, sec, r0, c0, sr0, sc0, todo, out, *, chip, threads):
     """Fill ``out[todo]`` (N, k, k) with the NCC of each template (top-left r0, c0 in ``ref``)
     over the search window (top-left sr0, sc0 in ``sec``); offsets where the template would
     leave ``sec`` stay untouched. Templates must lie inside ``ref`` and hold no NaN."""
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    set_threads(threads)
     _surfaces(ref, sec, np.ascontiguousarray(r0, np.int64), np.ascontiguousarray(c0, np.int64),
               np.ascontiguousarray(sr0, np.int64), np.ascontiguousarray(sc0, np.int64),
               chip, out.shape[1], np.ascontiguousarray(todo, np.int64), out)
@@ -232,7 +234,7 @@ def masked_surfaces(ref, sec, r0, c0, sr0, sc0, todo, out, *, chip, min_overlap,
     outside the images left out of every sum; offsets where fewer than ``min_overlap`` of the
     template's valid pixels meet valid search pixels, or with no variance, are NaN), read
     straight from the images instead of through per-node FFTs."""
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    set_threads(threads)
     _masked(ref, sec, np.ascontiguousarray(r0, np.int64), np.ascontiguousarray(c0, np.int64),
             np.ascontiguousarray(sr0, np.int64), np.ascontiguousarray(sc0, np.int64),
             chip, out.shape[1], float(min_overlap), np.ascontiguousarray(todo, np.int64), out)

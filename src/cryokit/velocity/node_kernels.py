@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from .kernel_threads import set_threads
+
 try:
     import numba
     from numba import njit, prange
@@ -126,10 +128,6 @@ if AVAILABLE:
     _median_test = njit(parallel=True, cache=True, error_model="numpy")(_median_test)
 
 
-def _threads(threads: int) -> None:
-    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
-
-
 def integer_peaks(values: np.ndarray, centre_dy, centre_dx, search: int, *, threads: int = 1):
     """Integer peak, 3-point Gaussian sub-pixel offset and quality of each surface.
 
@@ -147,7 +145,7 @@ def integer_peaks(values: np.ndarray, centre_dy, centre_dx, search: int, *, thre
     n = v.shape[0]
     dy, dx = np.empty(n), np.empty(n)
     peak, snr, ratio = (np.empty(n, np.float32) for _ in range(3))
-    _threads(threads)
+    set_threads(threads)
     _peaks(v, np.asarray(centre_dy, np.int64), np.asarray(centre_dx, np.int64), int(search),
            dy, dx, peak, snr, ratio)
     return dy, dx, peak, snr, ratio
@@ -164,7 +162,7 @@ def median_test(dx: np.ndarray, dy: np.ndarray, *, radius: int, threshold: float
     array([False, False,  True, False, False])
     """
     bad = np.empty(dx.shape, bool)
-    _threads(threads)
+    set_threads(threads)
     _median_test(np.ascontiguousarray(dx, np.float64), np.ascontiguousarray(dy, np.float64),
                  int(radius), float(threshold), float(eps), int(min_neighbours), bad)
     return bad
