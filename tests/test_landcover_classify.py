@@ -36,10 +36,23 @@ def test_compiled_forest_matches_sklearn(depth):
     y = np.digitize(X[:, 0] + 0.5 * X[:, 1] + rng.normal(0, 0.5, 2000), [-1, 0, 1]) + 3
     rf = RandomForestClassifier(15, max_depth=depth, random_state=0).fit(X, y)
     ff = compile_forest(rf)
-    assert (ff.depth > 0) == (depth is not None)
+    assert (ff.depth > 8) == (depth is None)  # unlimited: trees of different depths
     Xt = rng.normal(size=(5000, 5)).astype(np.float32)
     # float32 sums of 15 leaf fractions: 1e-5 is ~100 ulps, far below any real difference
     assert np.abs(ff.predict_proba(Xt) - rf.predict_proba(Xt)).max() < 1e-5
+
+
+def test_compiled_forest_huge_tree_uses_wide_nodes():
+    from sklearn.tree import DecisionTreeClassifier
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(40000, 3)).astype(np.float32)
+    y = rng.integers(0, 3, 40000)  # noise: one leaf per sample, > 32767 nodes
+    dt = DecisionTreeClassifier(random_state=0).fit(X, y)
+    ff = compile_forest(dt)
+    assert dt.tree_.node_count > 32767 and ff.node.dtype == np.int64
+    Xt = np.concatenate([X[:3000], rng.normal(size=(3000, 3)).astype(np.float32)])
+    assert np.abs(ff.predict_proba(Xt) - dt.predict_proba(Xt)).max() < 1e-6
 
 
 def test_local_beats_global_on_drifting_scene(scene):

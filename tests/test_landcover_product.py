@@ -106,6 +106,23 @@ def test_bad_inputs_are_one_line_errors(scene_files, tmp_path, capsys):
     assert not model.exists() and not (tmp_path / "m.joblib.json").exists()
 
 
+def test_model_of_another_format_version_is_a_user_error(trained, scene_files, tmp_path,
+                                                        capsys):
+    import shutil
+
+    s, f = scene_files
+    old = tmp_path / "old.joblib"
+    shutil.copy(trained, old)
+    meta = json.loads(open(str(trained) + ".json").read())
+    meta["format_version"] = 1
+    (tmp_path / "old.joblib.json").write_text(json.dumps(meta))
+    out = tmp_path / "map.tif"
+    assert main(["landcover", "predict", f["features"], "--model", str(old), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "format version 1" in err and "old.joblib" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
 def test_smoothing_option_is_block_safe_and_recorded(trained, scene_files, tmp_path):
     s, f = scene_files
     maps = {}

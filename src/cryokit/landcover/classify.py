@@ -140,16 +140,19 @@ def fit_model(X: np.ndarray, y: np.ndarray, p: ModelParams):
 
 def model_proba(m, X: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """Probabilities of model ``m`` as float32 columns of ``classes`` (absent classes 0)."""
-    out = np.zeros((X.shape[0], classes.size), np.float32)
     if X.shape[0] == 0:
-        return out
+        return np.zeros((0, classes.size), np.float32)
     if isinstance(m, Ensemble):
-        out[:, np.searchsorted(classes, m.classes)] = m.predict_proba(X)
-        return out
-    p = m.predict_proba(X) if isinstance(m, FlatForest) else m.predict_proba(
-        np.asarray(X, np.float32), num_threads=m.n_jobs)
-    out[:, np.searchsorted(classes, np.asarray(m.classes_ if not isinstance(m, FlatForest)
-                                               else m.classes))] = p
+        own, p = m.classes, m.predict_proba(X)
+    elif isinstance(m, FlatForest):
+        own, p = m.classes, m.predict_proba(X)
+    else:
+        own, p = m.classes_, m.predict_proba(np.asarray(X, np.float32), num_threads=m.n_jobs)
+    own = np.asarray(own)
+    if own.size == classes.size and np.array_equal(own, classes):
+        return np.asarray(p, np.float32)  # the usual case: no copy of a map-sized array
+    out = np.zeros((X.shape[0], classes.size), np.float32)
+    out[:, np.searchsorted(classes, own)] = p
     return out
 
 

@@ -2,20 +2,22 @@
 
 scikit-learn predicts tree by tree through per-node branches that the CPU mispredicts about
 half the time, so a map of millions of pixels costs ~5 us per pixel for 100 trees.
-:func:`compile_forest` copies the trees into flat arrays walked by numba kernels
-(``prange`` over chunks of 256 pixels; inside a chunk tree by tree, so one tree's nodes stay
-in cache while the chunk's pixels go through it):
+:func:`compile_forest` renumbers every tree breadth-first, so the two children of a node sit
+side by side and a step is ``node = left + (x > threshold)`` with no branch, and packs the
+left child and the offset of the split feature in the pixel chunk into one integer per node
+(one load and no multiply per step).  A leaf is its own left child with threshold +inf, so a
+pixel that reached it stays there.
 
-- trees of depth <= :data:`MAX_COMPLETE_DEPTH` (forests trained with ``max_depth``) become
-  *complete* binary trees in level order: children of node ``i`` are ``2i+1`` and ``2i+2``,
-  a leaf above the last level is repeated below itself (threshold +inf: always left).  The
-  walk is then ``depth`` branch-free steps, level by level over the whole chunk, so the steps
-  of different pixels overlap in the pipeline: 5-10x faster than the branchy walk;
-- deeper trees keep scikit-learn's node order and are walked with branches.
+The numba kernel runs ``prange`` over chunks of pixels whose features are first copied
+feature-major (the chunk stays in L1); inside a chunk it goes tree by tree, so one tree's
+nodes stay in cache while the chunk's pixels go through it, and level by level: each tree
+takes its depth in branch-free steps over the whole chunk, so the steps of different pixels
+overlap in the pipeline.  Pixels on short paths idle at their leaf, yet this is 2-3x faster
+than walking each pixel to its leaf with a branch per node, even for unlimited trees.
 
 Both give ``RandomForestClassifier.predict_proba`` (same leaves, mean of the leaf class
-fractions) up to float32 rounding of the probabilities.  Mask rows with NaN before: the
-complete layout sends NaN left at every split.
+fractions) up to float32 rounding of the probabilities.  Mask rows with NaN before: NaN goes
+left at every split (``NaN > t`` is false).
 """
 
 from __future__ import annotations
@@ -25,9 +27,14 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-_CHUNK = 256  # pixels per inner block: 256 x F float32 fits L1 with room for a tree's top
-#: Trees no deeper than this are stored as complete binary trees (2**depth leaves each).
-MAX_COMPLETE_DEPTH = 13
+_CHUNK_FLOATS = 4096  # feature-major chunk copy: 16 KiB leaves L1 room for a tree's nodes
+_MAX_CHUNK = 256
+_OFF_BITS = 16  # low bits of a node: feature offset in the chunk (constant: no shift by a variable)
+
+
+def chunk_size(n_features: int) -> int:
+    """Pixels per kernel chunk for ``n_features`` (at most 2**16 floats per chunk)."""
+    return int(np.clip(_CHUNK_FLOATS // max(n_features, 1), 16, _MAX_CHUNK))
 
 
 @dataclass
@@ -36,25 +43,30 @@ class FlatForest:
 
     Attributes
     ----------
-    feature : int32 node features (-1 at leaves in the general layout)
-    threshold : float32; a pixel goes left when ``x[feature] <= threshold``
-    left, right : int32 absolute child indices (general layout; empty when complete)
-    leaf_value : float32 class fractions: (n_nodes, K) general, (n_trees, 2**depth, K) complete
-    roots : (n_trees,) int32 first node of each tree
-    depth : int, depth of the complete trees, 0 for the general layout
+    node : int32 (int64 for trees of over 32767 nodes) per node
+        ``(left << 16) | feature * chunk``, ``left`` the index of the left child relative to
+        the tree's root (right is ``left + 1``); a leaf is its own left child
+    threshold : float32; a pixel goes right when ``x[feature] > threshold`` (+inf at leaves)
+    value : float32 (n_nodes, K) class fractions (read at leaves only)
+    roots : (n_trees,) int64 index of each tree's root in the node arrays
+    depths : (n_trees,) int64 depth of each tree (its number of steps)
+    chunk : int, pixels per kernel chunk (:func:`chunk_size` of ``n_features``)
     n_features : int
     classes : (K,) class labels in column order
     """
 
-    feature: np.ndarray
+    node: np.ndarray
     threshold: np.ndarray
-    left: np.ndarray
-    right: np.ndarray
-    leaf_value: np.ndarray
+    value: np.ndarray
     roots: np.ndarray
-    depth: int
+    depths: np.ndarray
+    chunk: int
     n_features: int
     classes: np.ndarray
+
+    @property
+    def depth(self) -> int:
+        return int(self.depths.max())
 
     @property
     def n_trees(self) -> int:
@@ -73,30 +85,20 @@ def _float32_down(t: np.ndarray) -> np.ndarray:
     return t32
 
 
-def _leaf_fractions(tree) -> np.ndarray:
-    v = tree.value[:, 0, :].astype(np.float64)
-    return v / np.maximum(v.sum(axis=1, keepdims=True), 1e-300)
-
-
-def _complete(tree, depth: int, n_classes: int, cols: np.ndarray):
-    """One tree as a complete tree of ``depth`` levels: (feature, threshold, leaves).
-
-    Built level by level with array indexing: ``nodes`` holds the scikit-learn node at each
-    position of the current level; a leaf is its own left and right child.
-    """
-    frac = _leaf_fractions(tree)
-    cl, cr, tf, tt = tree.children_left, tree.children_right, tree.feature, tree.threshold
-    feat, thr = [], []
-    nodes = np.zeros(1, np.int64)
-    for _ in range(depth):
-        leaf = cl[nodes] < 0
-        feat.append(np.where(leaf, 0, tf[nodes]))
-        thr.append(np.where(leaf, np.inf, tt[nodes]))
-        nodes = np.stack([np.where(leaf, nodes, cl[nodes]), np.where(leaf, nodes, cr[nodes])],
-                         axis=1).ravel()
-    leaves = np.zeros((nodes.size, n_classes), np.float32)
-    leaves[:, cols] = frac[nodes]
-    return np.concatenate(feat).astype(np.int32), np.concatenate(thr), leaves
+def _breadth_first(tree):
+    """Node order of ``tree`` breadth-first with siblings adjacent, and each node's
+    left child in that order (itself at leaves)."""
+    cl, cr = tree.children_left, tree.children_right
+    levels = [np.zeros(1, np.int64)]
+    while levels[-1].size:
+        inner = levels[-1][cl[levels[-1]] >= 0]
+        levels.append(np.stack([cl[inner], cr[inner]], axis=1).ravel())
+    order = np.concatenate(levels)
+    rank = np.empty(order.size, np.int64)
+    rank[order] = np.arange(order.size)
+    leaf = cl[order] < 0
+    left = np.where(leaf, np.arange(order.size), rank[np.where(leaf, 0, cl[order])])
+    return order, left, leaf
 
 
 def compile_forest(model) -> FlatForest:
@@ -108,93 +110,76 @@ def compile_forest(model) -> FlatForest:
     >>> from sklearn.ensemble import RandomForestClassifier
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(3000, 4)); y = (X[:, 0] + rng.normal(size=3000) > 0).astype(int)
-    >>> for depth in (6, None):   # complete layout, then the general one (deep noisy trees)
+    >>> for depth in (6, None):   # depth-limited trees, then deep noisy ones
     ...     rf = RandomForestClassifier(10, max_depth=depth, random_state=0).fit(X, y)
     ...     ff = compile_forest(rf)
-    ...     print(ff.depth, bool(np.allclose(ff.predict_proba(X), rf.predict_proba(X), atol=1e-5)))
-    6 True
-    0 True
+    ...     print(ff.depth > 6, bool(np.allclose(ff.predict_proba(X), rf.predict_proba(X),
+    ...                                          atol=1e-5)))
+    False True
+    True True
     """
     trees = [e.tree_ for e in getattr(model, "estimators_", [model])]
-    classes = np.asarray(model.classes_)
-    k = classes.size
-    depth = max(t.max_depth for t in trees)
-    if depth <= MAX_COMPLETE_DEPTH:
-        depth = max(depth, 1)
-        # forest trees see every class (bootstrap by sample weights), so columns line up
-        parts = [_complete(t, depth, k, np.arange(k)) for t in trees]
-        n_int = 2 ** depth - 1
-        return FlatForest(np.concatenate([p[0] for p in parts]),
-                          _float32_down(np.concatenate([p[1] for p in parts])),
-                          np.empty(0, np.int32), np.empty(0, np.int32),
-                          np.stack([p[2] for p in parts]),
-                          np.arange(len(trees), dtype=np.int32) * n_int, depth,
-                          int(model.n_features_in_), classes)
-    feats, thr, left, right, vals, roots = [], [], [], [], [], []
-    offset = 0
+    n_features = int(model.n_features_in_)
+    chunk = chunk_size(n_features)
+    if n_features * chunk > 2 ** _OFF_BITS:
+        raise ValueError(f"{n_features} features: the compiled forest takes at most "
+                         f"{2 ** _OFF_BITS // 16}")
+    biggest = max(t.node_count for t in trees)
+    dtype = np.int32 if biggest < 2 ** (31 - _OFF_BITS) else np.int64
+    node, thr, val, roots, depths = [], [], [], [], []
+    start = 0
     for t in trees:
-        leaf = t.children_left < 0
-        roots.append(offset)
-        feats.append(np.where(leaf, -1, t.feature).astype(np.int32))
-        thr.append(t.threshold.astype(np.float64))
-        left.append(np.where(leaf, -1, t.children_left + offset).astype(np.int32))
-        right.append(np.where(leaf, -1, t.children_right + offset).astype(np.int32))
-        vals.append(_leaf_fractions(t))
-        offset += t.node_count
-    return FlatForest(np.concatenate(feats), _float32_down(np.concatenate(thr)),
-                      np.concatenate(left), np.concatenate(right),
-                      np.concatenate(vals).astype(np.float32), np.asarray(roots, np.int32), 0,
-                      int(model.n_features_in_), classes)
+        order, left, leaf = _breadth_first(t)
+        feat = np.where(leaf, 0, t.feature[order])
+        node.append((left.astype(np.int64) << _OFF_BITS | feat * chunk).astype(dtype))
+        thr.append(np.where(leaf, np.inf, t.threshold[order]))
+        v = t.value[order, 0, :].astype(np.float64)
+        # forest trees see every class (bootstrap by sample weights), so columns line up
+        val.append(v / np.maximum(v.sum(axis=1, keepdims=True), 1e-300))
+        roots.append(start)
+        depths.append(max(1, t.max_depth))
+        start += order.size
+    return FlatForest(np.concatenate(node), _float32_down(np.concatenate(thr)),
+                      np.concatenate(val).astype(np.float32), np.asarray(roots, np.int64),
+                      np.asarray(depths, np.int64), chunk, n_features,
+                      np.asarray(model.classes_))
+
+
+@numba.njit(inline="always")
+def _chunk_copy(X, i0, m, chunk, xt):
+    # feature-major: the steps of one level read xt[f * chunk + j] for consecutive j
+    for j in range(m):
+        for f in range(X.shape[1]):
+            xt[f * chunk + j] = X[i0 + j, f]
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _walk_complete(X, feature, threshold, leaves, depth, out):
-    n = X.shape[0]
-    n_trees, n_leaf, n_cls = leaves.shape
-    n_int = n_leaf - 1
-    scale = np.float32(1.0 / n_trees)
-    for c in numba.prange((n + _CHUNK - 1) // _CHUNK):
-        i0 = c * _CHUNK
-        m = min(n, i0 + _CHUNK) - i0
-        pos = np.empty(m, np.int32)
-        for t in range(n_trees):
-            base = t * n_int
+def _walk(X, node, threshold, value, roots, depths, chunk, out):
+    n, nf = X.shape
+    n_cls = value.shape[1]
+    scale = np.float32(1.0 / roots.size)
+    for c in numba.prange((n + chunk - 1) // chunk):
+        i0 = c * chunk
+        m = min(n, i0 + chunk) - i0
+        xt = np.empty(nf * chunk, np.float32)
+        _chunk_copy(X, i0, m, chunk, xt)
+        pos = np.empty(m, node.dtype)
+        for t in range(roots.size):
+            tn = node[roots[t]:]  # tree-relative indices stay small
+            tt = threshold[roots[t]:]
             pos[:] = 0
-            for _ in range(depth):  # level by level: independent pixels overlap in the pipeline
+            for _ in range(depths[t]):  # level by level: independent pixels overlap
                 for j in range(m):
                     p = pos[j]
-                    pos[j] = 2 * p + 1 + np.int32(X[i0 + j, feature[base + p]] > threshold[base + p])
+                    q = tn[p]
+                    pos[j] = (q >> _OFF_BITS) + (xt[(q & 0xFFFF) + j] > tt[p])
+            tv = value[roots[t]:]
             for j in range(m):
-                leaf = pos[j] - n_int
                 for k in range(n_cls):
-                    out[i0 + j, k] += leaves[t, leaf, k]
+                    out[i0 + j, k] += tv[pos[j], k]
         for j in range(m):
             for k in range(n_cls):
                 out[i0 + j, k] *= scale
-
-
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _walk_general(X, feature, threshold, left, right, leaf_value, roots, out):
-    n = X.shape[0]
-    n_trees = roots.shape[0]
-    n_cls = leaf_value.shape[1]
-    scale = np.float32(1.0 / n_trees)
-    for c in numba.prange((n + _CHUNK - 1) // _CHUNK):
-        i0 = c * _CHUNK
-        i1 = min(n, i0 + _CHUNK)
-        for t in range(n_trees):
-            for i in range(i0, i1):
-                node = roots[t]
-                while feature[node] >= 0:
-                    if X[i, feature[node]] > threshold[node]:
-                        node = right[node]
-                    else:
-                        node = left[node]
-                for k in range(n_cls):
-                    out[i, k] += leaf_value[node, k]
-        for i in range(i0, i1):
-            for k in range(n_cls):
-                out[i, k] *= scale
 
 
 def forest_proba(forest: FlatForest, X: np.ndarray) -> np.ndarray:
@@ -208,9 +193,6 @@ def forest_proba(forest: FlatForest, X: np.ndarray) -> np.ndarray:
     out = np.zeros((X.shape[0], forest.classes.size), np.float32)
     if X.shape[0] == 0:
         return out
-    if forest.depth:
-        _walk_complete(X, forest.feature, forest.threshold, forest.leaf_value, forest.depth, out)
-    else:
-        _walk_general(X, forest.feature, forest.threshold, forest.left, forest.right,
-                      forest.leaf_value, forest.roots, out)
+    _walk(X, forest.node, forest.threshold, forest.value, forest.roots, forest.depths,
+          forest.chunk, out)
     return out

@@ -22,7 +22,7 @@ from ..errors import UserError, require_file
 from .legend import Legend
 
 FORMAT = "cryokit-landcover-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: breadth-first compiled forests (session 7); 1 cannot be read
 
 
 @dataclass
@@ -95,6 +95,10 @@ def load_model(path: str | os.PathLike, feature_names: Sequence[str] | None = No
     if meta.get("format") != FORMAT:
         raise UserError(f"not a cryokit land-cover model sidecar (format {meta.get('format')!r})",
                         side)
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise UserError(f"model format version {meta.get('format_version')}, this cryokit reads "
+                        f"version {FORMAT_VERSION}: train it again with 'cryokit landcover "
+                        "train'", p)
     try:
         clf = joblib.load(p)
     except Exception:  # noqa: BLE001 - any unpickling failure is a bad model file
