@@ -10,7 +10,8 @@ OA 0.817 / 0.456; NC Landsat-7 vs strata.tif RF OA 0.542, kappa 0.361, cryokit r
 kappa 0.364.  Session 6 added spatial-context stacks, soft rf + lgbm ensembles and a class-prior
 correction to the CV candidates; the CV chose session 5's setting again (test: OA 0.817,
 macro-F1 0.456, not above the RF on both); the RF given the 3 x 3 context stack reached OA
-0.840 / macro-F1 0.421 (information).  Fixed seeds make every run deterministic; bounds leave
+0.840 / macro-F1 0.421 (information).  Session 7 added the EM adaptation of the class
+probabilities to the mapped region's class shares; the CV chose the same setting.  Fixed seeds make every run deterministic; bounds leave
 about half the measured effect as margin (one seed's noise is about 1 point OA, 2 points macro-F1 on these small test
 sets).
 """
@@ -176,10 +177,12 @@ def test_session6_choice_and_information_rows():
     """Session 6 (context stacks, soft ensembles, class-prior correction; 576 settings) CV
     chose session 5's setting again; RFs on the context stacks are information only and are
     never selected."""
-    assert bench.parse_s6(bench.CHOSEN_S6) == ("plain", *bench.CHOSEN_S5[:1], "none",
-                                               *bench.CHOSEN_S5[1:])
-    assert bench.parse_s6("ctx3,5 | rf + lgbm balanced | prior") == (
-        "ctx3,5", "rf + lgbm balanced", "train", 0.0, 0)
+    for setting in [("plain", "lgbm balanced", "none", 0.75, 3),
+                    ("ctx3,5", "rf + lgbm balanced", "train", 0.0, 0),
+                    ("plain", "rf sqrt", "em", 0.5, 9)]:   # session 7's EM prior
+        assert bench.parse_s6(bench.s6_name(*setting)) == setting
+    assert bench.s6_name("plain", "rf", "em") == "plain | rf | em"
+    assert bench.parse_s6(bench.CHOSEN_S7)[1:] == ("lgbm balanced", "none", 0.75, 3)
     kw = bench.s6_kwargs("rf sqrt + lgbm balanced", "train")
     assert kw == dict(balance="sqrt", model="rf+lgbm", lgbm_balance="balanced",
                       lgbm_rounds=100, prior="train")
