@@ -10,7 +10,7 @@ from sklearn.ensemble import RandomForestClassifier
 
 from cryokit.errors import UserError
 from cryokit.cli import main
-from cryokit.landcover.classify import GlobalClassifier, LocalClassifier, class_weights
+from cryokit.landcover.classify import GlobalClassifier, LocalClassifier, class_weights, model_proba
 from cryokit.landcover.forest import compile_forest
 from cryokit.landcover.legend import CALC2020
 from cryokit.landcover.model_io import TrainedModel, load_model, save_model
@@ -84,6 +84,37 @@ def test_blending_has_no_seams(scene):
     ok = np.isfinite(x).all(axis=1)
     p = loc.predict_proba(x[ok], row[ok], np.arange(320)[ok])
     assert np.allclose(p.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_narrow_blend_ramps_and_blended_probabilities(scene):
+    """``blend=0.5``: weights still sum to 1 and change by at most 1/(0.5 * tile) per pixel;
+    the inner half of each tile uses its own model alone.  The grouped prediction equals the
+    weighted sum of the models' probabilities computed pixel by pixel."""
+    loc = LocalClassifier(64, n_estimators=8, max_depth=8, blend=0.5).fit(
+        scene.sample_table(), scene.labels, scene.rows, scene.cols)
+    cols = np.arange(320)
+    ids, w = loc.blend_weights(np.full(320, 100), cols)
+    assert np.allclose(w.sum(axis=1), 1.0)
+    dense = np.zeros((320, loc.n_local + 1))
+    for k in range(4):
+        np.add.at(dense, (np.arange(320), ids[:, k] + 1), w[:, k])
+    assert np.abs(np.diff(dense, axis=0)).max() <= 1 / 32 + 1e-6
+    inner = (cols % 64 >= 16) & (cols % 64 < 48)
+    own = loc.tile_model_[100 // 64, cols // 64] + 1
+    assert np.allclose(dense[inner, own[inner]], 1.0)          # own model alone inside
+    assert (dense[~inner].max(axis=1) < 1).sum() > 0           # blended near the edges
+    x = scene.features[:, 100, :].T
+    ok = np.isfinite(x).all(axis=1)
+    p = loc.predict_proba(x[ok], np.full(ok.sum(), 100), cols[ok])
+    ref = np.zeros_like(p)
+    for i, j in enumerate(np.flatnonzero(ok)):
+        for k in range(4):
+            m = loc.global_.model_ if ids[j, k] < 0 else loc.models_[ids[j, k]]
+            if w[j, k] > 0:
+                ref[i] += w[j, k] * model_proba(m, x[j:j + 1], loc.classes_)[0]
+    assert np.allclose(p, ref, atol=1e-5)
+    with pytest.raises(ValueError):
+        LocalClassifier(64, blend=0)
 
 
 def test_fallback_to_global_where_samples_are_scarce():

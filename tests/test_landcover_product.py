@@ -103,6 +103,9 @@ def test_bad_inputs_are_one_line_errors(scene_files, tmp_path, capsys):
     assert main(["landcover", "train", f["features"], "--labels", f["labels"], "-o", str(model),
                  "--legend", str(legend)]) == 2
     assert "not in the legend" in capsys.readouterr().err
+    assert main(["landcover", "train", f["features"], "--labels", f["labels"], "-o", str(model),
+                 "--blend", "0.5"]) == 2
+    assert "--blend applies to --local" in capsys.readouterr().err
     assert not model.exists() and not (tmp_path / "m.joblib.json").exists()
 
 

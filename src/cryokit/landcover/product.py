@@ -65,6 +65,7 @@ class TrainOptions:
     lgbm_balance: str | None = None   # rf+lgbm: balance of the lgbm member (None: balance)
     lgbm_rounds: int | None = None    # rf+lgbm: rounds of the lgbm member (None: n_estimators)
     prior: str = "none"               # none | train: class-prior correction (global models)
+    blend: float = 1.0                # local: blending ramp width, fraction of a tile
 
 
 # ----------------------------------------------------------------------------- stack
@@ -143,7 +144,7 @@ def train_model(features: str | os.PathLike, labels: str | os.PathLike, out: str
               max_depth=options.max_depth, min_samples_leaf=options.min_samples_leaf,
               max_features=options.max_features, seed=options.seed,
               lgbm_balance=options.lgbm_balance, lgbm_rounds=options.lgbm_rounds)
-    clf = (LocalClassifier(options.local, **kw) if options.local
+    clf = (LocalClassifier(options.local, blend=options.blend, **kw) if options.local
            else GlobalClassifier(**kw, prior=options.prior))
     clf.fit(X, y, rows, cols)
     missing = [c for c in legend.codes if c not in present]
@@ -273,7 +274,9 @@ def _records(folder: Path, *, item_id: str, grid: Grid, names, features: str, mo
     p = model.classifier.params
     how = (f"locally adaptive: one {p['model']} model per {p['tile_size']}-pixel tile trained on "
            f"the samples of the tile and its neighbourhood, probabilities blended bilinearly "
-           f"between the four nearest tile centres" if p["kind"] == "local"
+           f"between the four nearest tile centres"
+           + (f" over ramps {p['blend']:g} of a tile wide across tile edges"
+              if p.get("blend", 1.0) != 1.0 else "") if p["kind"] == "local"
            else f"one global {p['model']} model")
     how += f"; {post}" if post else ""
     write_records(
