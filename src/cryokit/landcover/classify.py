@@ -143,9 +143,7 @@ def model_proba(m, X: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """Probabilities of model ``m`` as float32 columns of ``classes`` (absent classes 0)."""
     if X.shape[0] == 0:
         return np.zeros((0, classes.size), np.float32)
-    if isinstance(m, Ensemble):
-        own, p = m.classes, m.predict_proba(X)
-    elif isinstance(m, FlatForest):
+    if isinstance(m, (Ensemble, FlatForest)):
         own, p = m.classes, m.predict_proba(X)
     else:
         own, p = m.classes_, m.predict_proba(np.asarray(X, np.float32), num_threads=m.n_jobs)

@@ -22,7 +22,7 @@ from ..errors import UserError, require_file
 from .legend import Legend
 
 FORMAT = "cryokit-landcover-model"
-FORMAT_VERSION = 2  # 2: breadth-first compiled forests (session 7); 1 cannot be read
+FORMAT_VERSION = 2  # 2: breadth-first compiled forests; version 1 files cannot be read
 
 
 @dataclass

@@ -9,6 +9,10 @@ without them under-predicts them (the arg-max favours the majority where classes
 (the training samples' own, from cross-validation), in the spirit of the threshold-moving /
 prior-adjustment methods of Saerens et al. (2002).  The weights are fixed at training time,
 so prediction stays pixel-wise (block-safe) and costs one multiplication.
+
+:func:`em_prior_weights` instead needs the probabilities of the mapped region's own pixels.
+It is not a product option: in the session 7 cross-validation of
+``benchmarks/landcover_real.py`` it did not beat the unadapted models.
 """
 
 from __future__ import annotations
