@@ -106,7 +106,7 @@ Session 7 (declared before any evaluation of its candidates; ``--select7``, then
 
 ``tests/test_landcover_real.py`` imports the loaders :func:`slovenia` and :func:`nc_landsat`,
 :data:`CANDIDATES`, :data:`CHOSEN`, :data:`CHOSEN_S5`, :data:`CHOSEN_S5_RF`, :data:`CHOSEN_S6`,
-:data:`CHOSEN_S7`, :func:`s6_name`,
+:func:`s6_name`,
 :func:`split_scores`, :func:`select`, :func:`parse_s6` and :func:`s6_kwargs` from here.
 """
 
@@ -472,23 +472,34 @@ def blocked_cv_s6(seeds=(0, 1, 2), k=5, block=10, stacks=STACKS, models=MODELS_S
     return {name: tuple(np.mean(v, axis=0)) for name, v in out.items()}
 
 
-def main_select6():
-    """Session 6: the declared candidates, the Slovenia rule; prints the ranking."""
+def _report_selection(res, session, shown, note=""):
+    """Apply the Slovenia rule to CV results ``res``, save them to
+    ``/tmp/landcover_select<session>.json`` and print the RF rows, the settings
+    ``shown(ranked names)`` and the choice."""
     import json
 
-    res = blocked_cv_s6(log=lambda m: print(m, file=sys.stderr, flush=True))
     best, gains = select({"Slovenia": res}, SLOVENIA_RULE)
-    Path("/tmp/landcover_select6.json").write_text(json.dumps(
+    Path(f"/tmp/landcover_select{session}.json").write_text(json.dumps(
         {"results": res, "gains": gains, "chosen": best}, indent=1))
-    print("session 6 blocked CV on Slovenia training pixels (mean of seeds 0-2): OA kappa "
-          "mF1; gain = smallest / mean gain over the RF (plain stack)")
+    print(f"session {session} blocked CV on Slovenia training pixels (mean of seeds 0-2): OA "
+          f"kappa mF1; gain = smallest / mean gain over the RF{note}")
     for name in [n for n in res if n.startswith("sklearn RF")]:
         print(f"{name:60s} " + " ".join(f"{v:.4f}" for v in res[name]))
-    for name in sorted(gains, key=gains.get, reverse=True)[:40]:
+    for name in shown(sorted(gains, key=gains.get, reverse=True)):
         g = gains[name]
         print(f"{name:60s} " + " ".join(f"{v:.4f}" for v in res[name])
               + f"  gain {g[0]:+.3f} / {g[1]:+.4f}")
     print(f"chosen: {best}")
+
+
+def _log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def main_select6():
+    """Session 6: the declared candidates, the Slovenia rule; prints the ranking."""
+    _report_selection(blocked_cv_s6(log=_log), 6, lambda ranked: ranked[:40],
+                      " (plain stack)")
 
 
 #: Session 7 priors: session 6's and the EM adaptation to the mapped region.
@@ -500,23 +511,9 @@ CHOSEN_S7 = "plain | lgbm balanced | sigma 0.75 mmu 3"
 def main_select7():
     """Session 7: plain stack, session 6's models, priors none / train / em, the 16
     regularisations; the Slovenia rule.  Prints the ranking and the best EM setting."""
-    import json
-
-    res = blocked_cv_s6(stacks={"plain": ()}, priors=PRIORS_S7,
-                        log=lambda m: print(m, file=sys.stderr, flush=True))
-    best, gains = select({"Slovenia": res}, SLOVENIA_RULE)
-    Path("/tmp/landcover_select7.json").write_text(json.dumps(
-        {"results": res, "gains": gains, "chosen": best}, indent=1))
-    print("session 7 blocked CV on Slovenia training pixels (mean of seeds 0-2): OA kappa "
-          "mF1; gain = smallest / mean gain over the RF")
-    print(f"{'sklearn RF':60s} " + " ".join(f"{v:.4f}" for v in res["sklearn RF"]))
-    ranked = sorted(gains, key=gains.get, reverse=True)
-    em = [n for n in ranked if "| em" in n]
-    for name in ranked[:30] + [n for n in em[:10] if n not in ranked[:30]]:
-        g = gains[name]
-        print(f"{name:60s} " + " ".join(f"{v:.4f}" for v in res[name])
-              + f"  gain {g[0]:+.3f} / {g[1]:+.4f}")
-    print(f"chosen: {best}")
+    res = blocked_cv_s6(stacks={"plain": ()}, priors=PRIORS_S7, log=_log)
+    _report_selection(res, 7, lambda ranked: ranked[:30] + [
+        n for n in [m for m in ranked if "| em" in m][:10] if n not in ranked[:30]])
 
 
 def parse_s6(name):

@@ -182,7 +182,6 @@ def test_session6_choice_and_information_rows():
                     ("plain", "rf sqrt", "em", 0.5, 9)]:   # session 7's EM prior
         assert bench.parse_s6(bench.s6_name(*setting)) == setting
     assert bench.s6_name("plain", "rf", "em") == "plain | rf | em"
-    assert bench.parse_s6(bench.CHOSEN_S7)[1:] == ("lgbm balanced", "none", 0.75, 3)
     kw = bench.s6_kwargs("rf sqrt + lgbm balanced", "train")
     assert kw == dict(balance="sqrt", model="rf+lgbm", lgbm_balance="balanced",
                       lgbm_rounds=100, prior="train")
