@@ -141,7 +141,7 @@ def test_lgbm_and_balance(scene):
 
 def test_model_roundtrip_and_feature_check(tmp_path, scene):
     clf = GlobalClassifier(n_estimators=8, max_depth=6).fit(scene.sample_table(), scene.labels)
-    path = tmp_path / "m.joblib"
+    path = tmp_path / "m.npz"
     save_model(TrainedModel(clf, scene.names, CALC2020, {"notes": []}), path)
     back = load_model(path, scene.names)
     X = scene.sample_table()[:100]
@@ -198,13 +198,13 @@ def test_rf_plus_lgbm_averages_probabilities(scene, tmp_path):
     p = both.predict_proba(X[:500])
     assert np.allclose(p, (rf.predict_proba(X[:500]) + gb.predict_proba(X[:500])) / 2, atol=1e-5)
     assert both.params["model"] == "rf+lgbm" and both.params["balance"] == "sqrt"
-    path = tmp_path / "e.joblib"
+    path = tmp_path / "e.npz"
     save_model(TrainedModel(both, scene.names, CALC2020, {"notes": []}), path)
     assert np.array_equal(load_model(path).classifier.predict(X[:500]), both.predict(X[:500]))
 
 
 def test_cli_rejects_unknown_balance(tmp_path):
-    out = tmp_path / "m.joblib"
+    out = tmp_path / "m.npz"
     assert main(["landcover", "train", str(tmp_path / "f.tif"), "--labels",
                  str(tmp_path / "l.gpkg"), "-o", str(out), "--balance", "half"]) == 2
     assert not out.exists()

@@ -122,7 +122,7 @@ def scene_files(tmp_path_factory):
 
 def test_cli_train_prior_and_mixed_ensemble(scene_files, tmp_path, capsys):
     f = scene_files
-    out = tmp_path / "m.joblib"
+    out = tmp_path / "m.npz"
     assert main(["landcover", "train", f["features"], "--labels", f["labels"], "-o", str(out),
                  "--model", "rf+lgbm", "--lgbm-balance", "balanced", "--lgbm-rounds", "20",
                  "--trees", "16", "--prior", "train"]) == 0
@@ -132,7 +132,7 @@ def test_cli_train_prior_and_mixed_ensemble(scene_files, tmp_path, capsys):
     assert len(meta["prior_weights"]) == len(json.loads(open(str(out) + ".json").read())["classes"])
     for bad in (["--prior", "test"], ["--lgbm-balance", "balanced"],
                 ["--prior", "train", "--local", "32"]):
-        o = tmp_path / "bad.joblib"
+        o = tmp_path / "bad.npz"
         assert main(["landcover", "train", f["features"], "--labels", f["labels"], "-o", str(o),
                      *bad]) == 2, bad
         assert not o.exists()

@@ -21,7 +21,7 @@ def scene_files(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(scene_files, tmp_path_factory):
     s, f = scene_files
-    model = tmp_path_factory.mktemp("model") / "lc.joblib"
+    model = tmp_path_factory.mktemp("model") / "lc.npz"
     rc = main(["landcover", "train", f["features"], "--labels", f["labels"], "-o", str(model),
                "--local", "64", "--trees", "24"])
     assert rc == 0
@@ -68,7 +68,7 @@ def test_predict_map_product(trained, scene_files, tmp_path):
             assert ds.tags()["REGION"] == code and ds.colormap(1)[2][:3] == (20, 100, 30)
         assert part.shape[1] in (100, 101)
         assert np.array_equal(part[:, :100], cls[sl][:, :100])
-    assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == [".cryokit.json"]
 
 
 def test_block_size_gives_the_same_map(trained, scene_files, tmp_path):
@@ -84,7 +84,7 @@ def test_block_size_gives_the_same_map(trained, scene_files, tmp_path):
 
 def test_bad_inputs_are_one_line_errors(scene_files, tmp_path, capsys):
     s, f = scene_files
-    model = tmp_path / "m.joblib"
+    model = tmp_path / "m.npz"
     assert main(["landcover", "train", f["features"], "--labels", f["labels"], "-o", str(model),
                  "--label-column", "nope"]) == 2
     assert "no column 'nope'" in capsys.readouterr().err
@@ -106,7 +106,7 @@ def test_bad_inputs_are_one_line_errors(scene_files, tmp_path, capsys):
     assert main(["landcover", "train", f["features"], "--labels", f["labels"], "-o", str(model),
                  "--blend", "0.5"]) == 2
     assert "--blend applies to --local" in capsys.readouterr().err
-    assert not model.exists() and not (tmp_path / "m.joblib.json").exists()
+    assert not model.exists() and not (tmp_path / "m.npz.json").exists()
 
 
 def test_model_of_another_format_version_is_a_user_error(trained, scene_files, tmp_path,
@@ -114,15 +114,15 @@ def test_model_of_another_format_version_is_a_user_error(trained, scene_files, t
     import shutil
 
     s, f = scene_files
-    old = tmp_path / "old.joblib"
+    old = tmp_path / "old.npz"
     shutil.copy(trained, old)
     meta = json.loads(open(str(trained) + ".json").read())
     meta["format_version"] = 1
-    (tmp_path / "old.joblib.json").write_text(json.dumps(meta))
-    out = tmp_path / "map.tif"
+    (tmp_path / "old.npz.json").write_text(json.dumps(meta))
+    out = tmp_path / "map" / "map.tif"
     assert main(["landcover", "predict", f["features"], "--model", str(old), "-o", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "format version 1" in err and "old.joblib" in err and len(err.strip().splitlines()) == 1
+    assert "format version 1" in err and "old.npz" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
 
 

@@ -149,7 +149,8 @@ def test_outputs_files_units_and_cube(year):
         assert "UTM zone 33N" in ds["spatial_ref"].attrs["crs_wkt"]
         assert float(ds.x[1] - ds.x[0]) == pytest.approx(16 * s.grid.res[0])
     meta = json.loads((out / "metadata.json").read_text())
-    assert meta["file_count"] == sum(1 for p in out.rglob("*") if p.is_file())
+    assert meta["file_count"] == sum(1 for p in out.rglob("*")
+                                     if p.is_file() and not p.name.startswith("."))
     rep_file = json.loads((out / "report.json").read_text())
     assert len(rep_file["pairs"]) == N - 1 and "fingerprint" not in rep_file["pairs"][0]
     assert rep_file["pairs"][0]["model"]["range"]["height"]

@@ -58,25 +58,46 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def staged_dir(outdir: str | os.PathLike) -> Iterator[Path]:
-    """Yield an empty staging directory that replaces ``outdir`` when the block succeeds.
+def staged_dir(outdir: str | os.PathLike, command: str) -> Iterator[Path]:
+    """Yield an empty staging folder whose files become ``outdir`` when the block succeeds.
 
-    If ``outdir`` exists it is swapped out only after the new content is complete; on error
-    the staging directory is removed and ``outdir`` is untouched.
+    The new product gets the marker of :mod:`cryokit.outputs` (``command`` and its files).
+    A new or empty ``outdir`` is replaced by the stage in one rename; an earlier output of
+    ``command`` is swapped out whole when it holds only the files its marker lists, else only
+    those files are replaced and anything else is left. Any other non-empty ``outdir`` is
+    refused. On error the stage is removed and ``outdir`` is untouched.
     """
+    from .errors import UserError
+    from .outputs import check_output_dir, read_marker, remove_listed, walk_files, write_marker
+
     outdir = Path(outdir).absolute()
     outdir.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.tmp-", dir=outdir.parent))
     os.chmod(stage, 0o777 & ~_umask())
     try:
         yield stage
-        if outdir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.old-", dir=outdir.parent))
-            os.replace(outdir, old / "x")
+        write_marker(stage, command)
+        old = check_output_dir(outdir, command, overwrite=True)
+        if old is None:
+            if outdir.exists():
+                outdir.rmdir()
             os.replace(stage, outdir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
+        elif set(walk_files(outdir)) <= set(old.get("files", [])):
+            trash = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.old-", dir=outdir.parent))
+            os.replace(outdir, trash / "x")
             os.replace(stage, outdir)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:  # someone added files: replace ours, keep theirs
+            ours = set(old.get("files", []))
+            for rel in walk_files(stage):
+                if (outdir / rel).exists() and rel not in ours:
+                    raise UserError(f"holds {rel}, which cryokit did not write; move it away",
+                                    outdir)
+            remove_listed(outdir, ours)
+            for rel in walk_files(stage):
+                (outdir / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(stage / rel, outdir / rel)
+            write_marker(outdir, command, files=read_marker(stage)["files"])
     finally:
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)

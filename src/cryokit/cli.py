@@ -1,6 +1,7 @@
 """The ``cryokit`` command line: one sub-command per product, no algorithm here.
 
-User errors (bad files, grids, dates) print one line and exit with code 2.
+User errors (bad files, grids, dates, option values, usage) print one line and exit with
+code 2; internal errors print one line and exit with code 1 (``--debug`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from typing import Optional
 import click
 import typer
 from .commands import dem, egms, egms_tools, landcover, landcover_model, sbas
-from .commands import err, summary as _summary
-from .errors import UserError
+from . import __version__, console
+from .commands import overwrite_option, positive, summary as _summary
+from .errors import UserError, as_user_error
+from .outputs import guarded_dir
 
 app = typer.Typer(
     name="cryokit", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+    pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]},
     help=("cryokit turns satellite images, DEMs and InSAR measurements into cryosphere and "
           "geodesy data products (cloud-optimised GeoTIFF + metadata.json + STAC Item + "
           "quick-look). Run 'cryokit demo' for a product made from a synthetic scene with "
@@ -71,6 +75,7 @@ def velocity(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Run tiles on an existing dask.distributed scheduler (tcp://host:port)."),
     tile_nodes: int = typer.Option(0, "--tile-nodes", help="Nodes per tile side (0: about 2048 px per tile)."),
     place: Optional[str] = typer.Option(None, "--place", help="Place name for the metadata record."),
+    overwrite: bool = overwrite_option(),
 ):
     """Glacier velocity from an optical image pair (feature tracking).
 
@@ -83,6 +88,11 @@ def velocity(
     from .velocity.product import VelocityOptions, make_velocity
     from .velocity.track import TrackParams
 
+    for name, v in (("--chip", chip), ("--step", step), ("--search", search),
+                    ("--workers", workers), ("--tile-nodes", tile_nodes if tile_nodes else None)):
+        positive(name, v)
+    if out_res is not None and not out_res > 0:
+        raise UserError(f"--out-res: must be > 0 m, got {out_res}")
     if out_res is not None:
         res = read_grid(ref).res[0]
         k = out_res / res
@@ -104,9 +114,11 @@ def velocity(
     opts = VelocityOptions(units=units, stable_model=stable_model, resample=resample,
                            tile_nodes=tile_nodes, workers=workers, scheduler=scheduler,
                            progress=True, place=place)
-    rep = make_velocity(str(ref), str(sec), str(outdir), params, dates=dates,
-                        stable_mask=str(stable_mask) if stable_mask else None,
-                        prior=str(prior) if prior else None, options=opts)
+    with guarded_dir(outdir, "velocity", inputs=(ref, sec, stable_mask, prior),
+                     overwrite=overwrite):
+        rep = make_velocity(str(ref), str(sec), str(outdir), params, dates=dates,
+                            stable_mask=str(stable_mask) if stable_mask else None,
+                            prior=str(prior) if prior else None, options=opts)
     _velocity_summary(rep, str(outdir))
 
 
@@ -127,6 +139,7 @@ def sar_velocity(
     workers: Optional[int] = typer.Option(None, "--workers", help="Run pairs on a local dask cluster of N processes."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Run pairs on an existing dask.distributed scheduler (tcp://host:port; shared file system)."),
     place: Optional[str] = typer.Option(None, "--place", help="Place name for the metadata record."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start afresh in an earlier output of sar-velocity (only the files cryokit wrote are removed); without it a re-run resumes."),
 ):
     """Glacier velocity from a series of SAR amplitude images (offset tracking).
 
@@ -140,6 +153,9 @@ def sar_velocity(
     from .velocity.sar import sar_params
     from .velocity.sar_product import SarOptions, make_sar_velocity
 
+    for name, v in (("--chip", chip), ("--step", step), ("--search", search),
+                    ("--workers", workers)):
+        positive(name, v)
     try:
         if oversample < 1:
             raise ValueError(f"--oversample must be >= 1, got {oversample}")
@@ -149,9 +165,13 @@ def sar_velocity(
     if degree not in (0, 1, 2):
         raise UserError(f"--degree must be 0, 1 or 2, got {degree}")
     opts = SarOptions(heading=heading, pairs=pairs, units=units, degree=degree,
-                      workers=workers, scheduler=scheduler, progress=True, place=place)
-    rep = make_sar_velocity([str(p) for p in images], str(outdir), str(dem), params,
-                            stable_mask=str(stable_mask) if stable_mask else None, options=opts)
+                      workers=workers, scheduler=scheduler, progress=True, place=place,
+                      overwrite=overwrite)
+    with guarded_dir(outdir, "sar-velocity", inputs=(*images, dem, stable_mask),
+                     overwrite=overwrite, resume=True):
+        rep = make_sar_velocity([str(p) for p in images], str(outdir), str(dem), params,
+                                stable_mask=str(stable_mask) if stable_mask else None,
+                                options=opts)
     med = rep["stable_nmad_px_median"]
     rows = [("images", f"{len(rep['images'])} ({rep['images'][0]['date']} -> {rep['images'][-1]['date']})"),
             ("pairs", f"{rep['n_pairs_ok']} of {rep['n_pairs']} ok; {len(rep['computed'])} computed, "
@@ -183,26 +203,86 @@ def demo(
     """
     from .demo import run_demo
 
-    for name, rows in run_demo(outdir, size=size, seed=seed):
-        _summary(f"cryokit demo: {name}", rows)
+    positive("--size", size, minimum=256)
+    with guarded_dir(outdir, "demo", overwrite=True):
+        for name, rows in run_demo(outdir, size=size, seed=seed):
+            _summary(f"cryokit demo: {name}", rows)
+
+
+def _click_classes(name: str) -> tuple[type, ...]:
+    """``name`` from click and from the copy of click that newer typer releases carry."""
+    mods = [click.exceptions]
+    try:
+        from typer._click import exceptions as vendored
+        mods.append(vendored)
+    except ImportError:  # typer before 0.25 uses click itself
+        pass
+    return tuple({getattr(m, name) for m in mods if hasattr(m, name)})
+
+
+_NO_ARGS, _USAGE, _EXIT, _ABORT, _CLICK = (_click_classes(n) for n in (
+    "NoArgsIsHelpError", "UsageError", "Exit", "Abort", "ClickException"))
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cryokit {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summaries; warnings and errors only."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print what each step reads and writes."),
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an internal error."),
+) -> None:
+    """Options that go before the command name."""
+    console.configure(quiet=quiet, verbose=verbose, debug=debug)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point: user errors become one line on stderr and exit code 2."""
+    """Console entry point: the one place where errors become messages and exit codes.
+
+    User errors (bad file, bad option value, usage) print one line
+    ``cryokit: error: <file or option>: <what is wrong>`` and exit 2; internal errors print
+    one line with a hint to ``--debug`` and exit 1; ``--debug`` re-raises them.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    console.configure(quiet=False, verbose=False, debug="--debug" in argv)
+    command = typer.main.get_command(app)
     try:
-        # Without standalone mode click returns the code of a typer.Exit instead of raising.
-        rc = app(args=argv, standalone_mode=False)
-    except UserError as e:
-        err.print(f"cryokit: error: {e}", markup=False, highlight=False, soft_wrap=True)
+        rc = command.main(args=argv, prog_name="cryokit", standalone_mode=False)
+    except _NO_ARGS as e:
+        click.echo(e.ctx.get_help() if e.ctx else str(e), err=True)
         return 2
-    except click.exceptions.Exit as e:
+    except _USAGE as e:
+        hint = f" (see 'cryokit {e.ctx.command_path.partition(' ')[2]} --help')".replace(
+            "cryokit  --help", "cryokit --help") if e.ctx else ""
+        console.error(f"{e.format_message()}{hint}")
+        return 2
+    except UserError as e:
+        console.error(str(e))
+        return 2
+    except _EXIT as e:
         return e.exit_code
-    except click.exceptions.Abort:
-        err.print("cryokit: aborted")
+    except (*_ABORT, KeyboardInterrupt):
+        console.error("interrupted", prefix="cryokit: ")
         return 130
-    except click.ClickException as e:
-        e.show()
+    except _CLICK as e:
+        console.error(e.format_message())
         return e.exit_code
+    except Exception as e:  # noqa: BLE001 - the one place an unexpected error is reported
+        user = as_user_error(e)
+        if user is not None:
+            console.error(str(user))
+            return 2
+        if console.state.debug:
+            raise
+        console.error(f"{type(e).__name__}: {e} (run 'cryokit --debug ...' for the traceback)",
+                      prefix="cryokit: internal error: ")
+        return 1
     return rc if isinstance(rc, int) else 0
 
 

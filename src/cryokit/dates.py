@@ -15,8 +15,10 @@ from .errors import UserError
 _LANDSAT_OLD = re.compile(r"L[COTEM]\d\d{6}(\d{4})(\d{3})[A-Z]{3}\d{2}")
 _LANDSAT_COLL = re.compile(r"L[COTEM]0\d_L\w{3}_\d{6}_(\d{8})_\d{8}")
 _YMD = re.compile(r"(?<!\d)((?:19|20)\d{2})-?(0[1-9]|1[0-2])-?(0[1-9]|[12]\d|3[01])(?:T\d{6})?(?!\d)")
-_TAGS = ("ACQUISITION_DATE", "DATE_ACQUIRED", "acquisition_date", "date", "DATE",
-         "TIFFTAG_DATETIME", "ACQUISITIONDATETIME", "datetime", "start_datetime")
+# Tags that state when the scene was acquired. TIFFTAG_DATETIME (and a bare "datetime") is
+# when the file was written: a 16-day pair re-saved on consecutive days would be timed as 1 day.
+_TAGS = ("ACQUISITION_DATE", "DATE_ACQUIRED", "acquisition_date", "ACQUISITIONDATETIME",
+         "start_datetime", "DATE", "date")
 
 
 def parse_date(text: str, source: str | None = None) -> dt.date:
@@ -56,29 +58,43 @@ def date_from_name(path: str | os.PathLike) -> dt.date | None:
     return None
 
 
-def date_from_tags(path: str | os.PathLike) -> dt.date | None:
-    """The acquisition date from GeoTIFF metadata tags, or None."""
+def date_from_tags(path: str | os.PathLike, *, with_key: bool = False):
+    """The acquisition date from GeoTIFF metadata tags, or None (never the file-writing
+    time, TIFFTAG_DATETIME). With ``with_key``, ``(date, tag name)``."""
     try:
         with rasterio.open(path) as ds:
             tags = ds.tags()
     except Exception:
-        return None
+        tags = {}
     for key in _TAGS:
         if key in tags:
             try:
-                return parse_date(tags[key])
+                d = parse_date(tags[key])
             except UserError:
                 continue
-    return None
+            return (d, key) if with_key else d
+    return (None, None) if with_key else None
 
 
 def acquisition_date(path: str | os.PathLike) -> dt.date | None:
-    """Date of an image from its metadata, else its file name, else None."""
-    return date_from_tags(path) or date_from_name(path)
+    """Date of an image from its file name (Landsat, Sentinel, YYYYMMDD) and its acquisition
+    tags, or None.
+
+    Raises
+    ------
+    UserError
+        The name and a tag give different dates: which is right cannot be guessed.
+    """
+    by_name = date_from_name(path)
+    by_tag, key = date_from_tags(path, with_key=True)
+    if by_name and by_tag and by_name != by_tag:
+        raise UserError(f"its file name says {by_name} but its {key} tag says {by_tag}; "
+                        "correct one of them (or give the dates explicitly)", path)
+    return by_name or by_tag
 
 
 def pair_dates(ref: str, sec: str, given: tuple[str, str] | None = None) -> tuple[dt.date, dt.date]:
-    """Dates of an image pair: given on the command line, else from metadata or names.
+    """Dates of an image pair: given on the command line, else from names or acquisition tags.
 
     Raises :class:`UserError` naming the file whose date is missing, or when the dates are
     equal or out of order (the velocity would be infinite or of the wrong sign).

@@ -190,7 +190,7 @@ def landcover_demo(outdir: Path, seed: int = 0) -> list[tuple[str, str]]:
     out = outdir / "landcover"
     oa = {}
     for name, local in (("global", None), ("local", 64)):
-        model = out / "models" / f"{name}.joblib"
+        model = out / "models" / f"{name}.npz"
         train_model(files["features"], files["labels"], model,
                     TrainOptions(label_column="class", local=local, seed=seed))
         predict_map(files["features"], model, out / name / "landcover.tif",
@@ -210,11 +210,19 @@ def landcover_demo(outdir: Path, seed: int = 0) -> list[tuple[str, str]]:
 
 
 def run_demo(outdir: str | Path, size: int = 768, seed: int = 0):
-    """Run each product's demo; yield (name, summary rows)."""
+    """Run each product's demo; yield (name, summary rows).
+
+    ``outdir`` must be new, empty or an earlier demo output, which is replaced.
+    """
+    from .outputs import check_output_dir, write_marker
+
     outdir = Path(outdir)
+    check_output_dir(outdir, "demo", overwrite=True)
     outdir.mkdir(parents=True, exist_ok=True)
+    write_marker(outdir, "demo")
     yield "velocity (optical feature tracking)", velocity_demo(outdir, size, seed)
     yield "SAR offset tracking (series)", sar_demo(outdir, seed=seed)
     yield "glacier elevation change (DEM differencing)", dem_demo(outdir, seed=seed)
     yield "ground motion (SBAS to EGMS-style points)", sbas_demo(outdir, seed=seed)
     yield "land cover (locally adaptive classification)", landcover_demo(outdir, seed=seed)
+    write_marker(outdir, "demo")

@@ -32,3 +32,32 @@ def require_file(path: str | os.PathLike) -> str:
     if os.path.isdir(p):
         raise UserError("is a directory, expected a file", p)
     return p
+
+
+def as_user_error(exc: BaseException) -> UserError | None:
+    """The :class:`UserError` an exception from a library stands for, or None if it is ours.
+
+    A file that cannot be opened or parsed is the user's input, not a bug: GDAL/OGR, OS and
+    archive errors that name a file become one line naming it.
+    """
+    import zipfile
+
+    if isinstance(exc, UserError):
+        return exc
+    if isinstance(exc, OSError) and getattr(exc, "filename", None):
+        return UserError(exc.strerror or type(exc).__name__, exc.filename)
+    if isinstance(exc, zipfile.BadZipFile):
+        return UserError(f"not a valid zip archive ({exc})")
+    try:
+        from rasterio.errors import RasterioError
+    except ImportError:  # pragma: no cover
+        RasterioError = ()  # noqa: N806
+    if RasterioError and isinstance(exc, RasterioError):
+        return UserError(f"cannot be read by GDAL: {exc}")
+    try:
+        from pyogrio.errors import DataSourceError, DataLayerError
+    except ImportError:  # pragma: no cover
+        return None
+    if isinstance(exc, (DataSourceError, DataLayerError)):
+        return UserError(f"cannot be read by OGR: {exc}")
+    return None

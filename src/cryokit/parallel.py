@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
@@ -205,7 +204,9 @@ def client(scheduler: str | None, n_workers: int) -> Iterator[Any]:
 @contextlib.contextmanager
 def _progress_bar(progress: bool | str, description: str,
                   total: int) -> Iterator[Callable[[], None]]:
-    show = progress == "force" or (bool(progress) and sys.stderr.isatty())
+    from .console import show_progress
+
+    show = progress == "force" or (bool(progress) and show_progress())
     if not show:
         yield lambda: None
         return

@@ -361,9 +361,31 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def json_safe(obj: Any) -> Any:
+    """NaN and infinities -> None (null) through dicts, lists and arrays: JSON has no NaN,
+    and an undefined statistic (no glacier pixel, no point) is null, not an error.
+
+    Examples
+    --------
+    >>> json_safe({"a": [1.0, float("nan")], "b": np.float64(np.inf)})
+    {'a': [1.0, None], 'b': None}
+    """
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, (float, np.floating)) and not np.isfinite(obj):
+        return None
+    return obj
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented UTF-8 JSON atomically (numpy scalars and dates converted)."""
-    text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False, default=_json_default)
+    """Write ``obj`` as indented UTF-8 JSON atomically (numpy scalars and dates converted,
+    NaN and infinities as null)."""
+    text = json.dumps(json_safe(obj), indent=2, ensure_ascii=False, allow_nan=False,
+                      default=_json_default)
     with atomic_file(path) as tmp:
         tmp.write_text(text + "\n", encoding="utf-8")
 

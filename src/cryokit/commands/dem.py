@@ -7,13 +7,14 @@ from typing import Optional
 
 import typer
 
-from . import summary
+from ..outputs import guarded_dir
+from . import overwrite_option, positive, summary
 
 
 def dem_change(
     ref: Path = typer.Argument(..., help="Reference DEM (metres; any GDAL raster, projected CRS)."),
     tba: Path = typer.Argument(..., help="DEM to be aligned (other date/source/resolution/CRS)."),
-    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output directory (created or replaced whole)."),
+    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder: new, empty, or an earlier dem-change output (with --overwrite)."),
     ref_date: str = typer.Option(..., "--ref-date", help="Date of REF (YYYY-MM-DD)."),
     tba_date: str = typer.Option(..., "--tba-date", help="Date of TBA (YYYY-MM-DD)."),
     glaciers: Optional[Path] = typer.Option(None, "--glaciers", help="Glacier outlines (any OGR vector format); stable terrain is the rest unless --stable-mask."),
@@ -30,6 +31,7 @@ def dem_change(
     block_rows: Optional[int] = typer.Option(None, "--block-rows", help="Rows per block of the correction/differencing/writing pass [default: about 4 million pixels per block; grids smaller than that are one block]. Smaller blocks use less memory; the result does not depend on it (up to float32 rounding)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Run the blocks on a local dask cluster of N processes (N >= 2; default: serial). The co-registration fit stays in this process."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Run the blocks on a running dask.distributed scheduler (tcp://host:port); workers must see the input files and OUTDIR's parent folder."),
+    overwrite: bool = overwrite_option(),
 ):
     """Glacier elevation change from two DEMs: co-registration, bias correction, per-glacier change.
 
@@ -46,14 +48,21 @@ def dem_change(
     """
     from ..elevation.product import DemChangeOptions, make_dem_change, parse_coreg
 
+    positive("--block-rows", block_rows)
+    positive("--workers", workers)
+
     opts = DemChangeOptions(grid=grid, coreg=parse_coreg(coreg_steps),
                             curvature_bias=curvature_bias, curvature_second=curvature_second,
                             ref_vref=ref_vref, tba_vref=tba_vref, id_column=id_column,
                             name_column=name_column, place=place, block_rows=block_rows,
                             workers=workers, scheduler=scheduler, progress=True)
-    rep = make_dem_change(str(ref), str(tba), str(outdir), ref_date=ref_date, tba_date=tba_date,
-                          glaciers=str(glaciers) if glaciers else None,
-                          stable_mask=str(stable_mask) if stable_mask else None, options=opts)
+    vref_files = [v for v in (ref_vref, tba_vref) if v and v.lower() != "ellipsoid"]
+    with guarded_dir(outdir, "dem-change", inputs=(ref, tba, glaciers, stable_mask, *vref_files),
+                     overwrite=overwrite):
+        rep = make_dem_change(str(ref), str(tba), str(outdir), ref_date=ref_date,
+                              tba_date=tba_date, glaciers=str(glaciers) if glaciers else None,
+                              stable_mask=str(stable_mask) if stable_mask else None,
+                              options=opts)
     c = rep["coregistration"]
     sb, sa = rep["statistics"]["before"]["stable"], rep["statistics"]["after"]["stable"]
     summary("cryokit dem-change", [

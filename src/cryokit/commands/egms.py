@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from . import summary
+from ..outputs import guarded_file
+from . import overwrite_option, summary
 
 egms_app = typer.Typer(
     name="egms", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
@@ -43,6 +44,7 @@ def stats(
                                         "0.01 mm/yr^2, 0.01 coherence)."),
     crs: str = typer.Option("EPSG:4326", "--crs", help="CRS of the geometry for .parquet/.gpkg: "
                             "EPSG:4326 (from latitude/longitude) or EPSG:3035 (easting/northing)."),
+    overwrite: bool = overwrite_option(),
 ):
     """Recompute the EGMS per-point statistics of every series and write the points.
 
@@ -58,11 +60,13 @@ def stats(
     from ..motion.stats import agreement, points_with_stats
 
     t0 = time.perf_counter()
-    points = read_egms(input)
-    t_read = time.perf_counter() - t0
-    new, raw = points_with_stats(points, rereference=rereference, egms_precision=not full_precision)
-    t_stats = time.perf_counter() - t0 - t_read
-    fmt = write_points(new, output, crs=crs)
+    with guarded_file(output, inputs=(input,), overwrite=overwrite):
+        points = read_egms(input)
+        t_read = time.perf_counter() - t0
+        new, raw = points_with_stats(points, rereference=rereference,
+                                     egms_precision=not full_precision)
+        t_stats = time.perf_counter() - t0 - t_read
+        fmt = write_points(new, output, crs=crs)
     rows = [("input", f"{points.name} ({points.level}, {points.naming} naming)"),
             ("points", f"{len(points)}"), ("dates", _span(points)),
             ("time", f"read {t_read:.2f} s, statistics {t_stats:.2f} s, "
@@ -93,6 +97,7 @@ def convert(
     output: Path = typer.Option(..., "-o", "--output", help=_OUT_HELP),
     crs: str = typer.Option("EPSG:4326", "--crs", help="CRS of the geometry for .parquet/.gpkg: "
                             "EPSG:4326 (from latitude/longitude) or EPSG:3035 (easting/northing)."),
+    overwrite: bool = overwrite_option(),
 ):
     """Convert EGMS points between formats without changing values.
 
@@ -103,8 +108,9 @@ def convert(
     from ..motion.egms import read_egms, write_points
 
     t0 = time.perf_counter()
-    points = read_egms(input)
-    fmt = write_points(points, output, crs=crs)
+    with guarded_file(output, inputs=(input,), overwrite=overwrite):
+        points = read_egms(input)
+        fmt = write_points(points, output, crs=crs)
     summary("cryokit egms convert", [
         ("input", f"{points.name} ({points.level}, {points.naming} naming)"),
         ("points", f"{len(points)}"), ("dates", _span(points)),

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from . import summary
+from ..errors import UserError
+from ..outputs import guarded_dir, guarded_file, safe_name
+from . import overwrite_option, positive, summary
 from .egms import egms_app
 
 
@@ -19,6 +22,7 @@ def reference(
     point: Optional[tuple[float, float]] = typer.Option(None, "--point", metavar="LON LAT", help="Reference area centre in degrees (WGS84); with --radius."),
     radius: Optional[float] = typer.Option(None, "--radius", help="Radius (m) around --point; the reference is the per-date median of the points inside."),
     area: Optional[Path] = typer.Option(None, "--area", help="Polygon file (any OGR format; WGS84 when it declares no CRS); the reference is the median of the points inside."),
+    overwrite: bool = overwrite_option(),
 ):
     """Re-reference every series to a point or area and recompute the statistics.
 
@@ -30,7 +34,9 @@ def reference(
     """
     from ..motion.egms_reference import make_reference
 
-    rep = make_reference(inp, out, pid=pid, point=point, radius=radius, area=area)
+    with guarded_file(out, inputs=(inp, area), overwrite=overwrite,
+                      beside=[Path(out).with_suffix(".json")]):
+        rep = make_reference(inp, out, pid=pid, point=point, radius=radius, area=area)
     r = rep["reference"]
     summary("cryokit egms reference", [
         ("reference", f"{r['type']}: {r['n_points']} point(s)"),
@@ -48,6 +54,7 @@ def calibrate(
     model: str = typer.Option("offset", "--model", help="Correction fitted to GNSS-minus-InSAR residuals: offset | plane (needs 3+ stations)."),
     radius: float = typer.Option(250.0, "--radius", help="InSAR velocity at a station: median of the points within this radius (m)."),
     min_points: int = typer.Option(3, "--min-points", help="Stations with fewer points within --radius are not used."),
+    overwrite: bool = overwrite_option(),
 ):
     """Calibrate a burst to GNSS: a per-burst offset or plane, fitted robustly, removed.
 
@@ -59,9 +66,14 @@ def calibrate(
     """
     from ..motion.egms_calibration import make_calibration
 
-    rep = make_calibration(inp, [str(g) for g in gnss_files], out, stations=stations,
-                           plate_model=plate_model, model=model, radius=radius,
-                           min_points=min_points)
+    positive("--min-points", min_points)
+    if not radius > 0:
+        raise UserError(f"--radius: must be > 0 m, got {radius}")
+    with guarded_file(out, inputs=(inp, *gnss_files, stations), overwrite=overwrite,
+                      beside=[Path(out).with_suffix(".json")]):
+        rep = make_calibration(inp, [str(g) for g in gnss_files], out, stations=stations,
+                               plate_model=plate_model, model=model, radius=radius,
+                               min_points=min_points)
     c = rep["calibration"]
     rows = [("model", f"{c['model']}: offset {c['offset_mm_yr']:+.2f} mm/yr, gradient "
                       f"({c['gradient_x_mm_yr_per_km']:+.3f}, {c['gradient_y_mm_yr_per_km']:+.3f}) mm/yr/km"),
@@ -77,13 +89,14 @@ def calibrate(
 @egms_app.command("ortho")
 def ortho_cmd(
     inputs: list[Path] = typer.Argument(..., metavar="ASC... DESC...", help="Calibrated (L2b) bursts, ascending and descending, any order (geometry from los_east)."),
-    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output directory (created or replaced whole)."),
+    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder: new, empty, or an earlier egms ortho output (with --overwrite)."),
     north_velocity: Optional[str] = typer.Option(None, "--north-velocity", help="North velocity model (mm/yr): a number, a CSV station,lon,lat,vn (inverse-distance interpolated) or a raster. Default 0 (stated in the outputs)."),
     step_days: int = typer.Option(6, "--step-days", help="Regular time grid step (days)."),
     max_gap: float = typer.Option(90.0, "--max-gap", help="Longest gap (days) bridged by interpolation."),
     min_points: int = typer.Option(3, "--min-points", help="Points a cell needs over both geometries."),
-    version: Optional[int] = typer.Option(None, "--version", help="Version number in the file names (default: from the input names, else 1)."),
+    version: Optional[int] = typer.Option(None, "--product-version", help="Version number in the file names (default: from the input names, else 1)."),
     place: Optional[str] = typer.Option(None, "--place", help="Place name for the metadata record."),
+    overwrite: bool = overwrite_option(),
 ):
     """Ortho (L3) tiles: vertical (U) and east (E) velocity and series on the 100 m EPSG:3035 grid.
 
@@ -98,7 +111,13 @@ def ortho_cmd(
 
     opts = OrthoOptions(step_days=step_days, max_gap_days=max_gap, min_points=min_points,
                         version=version, north_velocity=north_velocity, place=place)
-    rep = make_ortho([str(p) for p in inputs], outdir, opts)
+    positive("--step-days", step_days)
+    positive("--min-points", min_points)
+    if not max_gap > 0:
+        raise UserError(f"--max-gap: must be > 0 days, got {max_gap}")
+    nv = north_velocity if north_velocity and os.path.exists(north_velocity) else None
+    with guarded_dir(outdir, "egms ortho", inputs=(*inputs, nv), overwrite=overwrite):
+        rep = make_ortho([str(p) for p in inputs], outdir, opts)
     v = rep["velocity_summary_mm_yr"]
     summary("cryokit egms ortho", [
         ("cells", f"{rep['n_cells']} solved of {rep['n_cells_with_points']} with points"),
@@ -117,6 +136,7 @@ def compare(
     new: Path = typer.Argument(..., help="Later release of the same burst."),
     out: Path = typer.Option(..., "-o", "--out", help="Per-point differences (.csv or .parquet); statistics as OUT.json."),
     max_distance: float = typer.Option(5.0, "--max-distance", help="Points whose pid is in one release only are matched to the nearest unmatched point within this distance (m)."),
+    overwrite: bool = overwrite_option(),
 ):
     """Compare two releases of one burst: points matched by pid (location fallback).
 
@@ -125,7 +145,11 @@ def compare(
     """
     from ..motion.egms_compare import make_compare
 
-    rep = make_compare(old, new, out, max_distance=max_distance)
+    if not max_distance >= 0:
+        raise UserError(f"--max-distance: must be >= 0 m, got {max_distance}")
+    with guarded_file(out, inputs=(old, new), overwrite=overwrite,
+                      beside=[Path(out).with_suffix(".json")]):
+        rep = make_compare(old, new, out, max_distance=max_distance)
     c, d = rep["counts"], rep["differences"].get("mean_velocity", {})
     summary("cryokit egms compare", [
         ("matched", f"{c['matched']} ({c['matched_by_pid']} by pid, {c['matched_by_location']} "
@@ -140,11 +164,15 @@ def plot(
     inp: Path = typer.Argument(..., metavar="INPUT", help="EGMS burst or tile (.zip or .csv)."),
     pid: str = typer.Option(..., "--pid", help="Point whose time series is drawn (circled on the map)."),
     outdir: Path = typer.Option(..., "-o", "--outdir", help="Directory for velocity_map.png and timeseries_PID.png."),
+    overwrite: bool = overwrite_option(),
 ):
     """Velocity map (diverging colours, symmetric limits) and one point's series with its fit."""
     from ..motion.egms_plots import make_plots
 
-    rep = make_plots(inp, pid, outdir)
+    files = [Path(outdir) / "velocity_map.png",
+             Path(outdir) / f"timeseries_{safe_name(pid, 'pid')}.png"]
+    with guarded_file(files[0], inputs=(inp,), overwrite=overwrite, beside=files[1:]):
+        rep = make_plots(inp, pid, outdir)
     summary("cryokit egms plot", [("points", str(rep["n_points"])),
                                   ("output", f"{rep['velocity_map']}, {rep['timeseries']}")])
 

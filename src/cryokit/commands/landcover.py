@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from ..errors import UserError
-from . import summary
+from ..outputs import guarded_file
+from . import overwrite_option, positive, summary
 
 landcover_app = typer.Typer(
     name="landcover", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
@@ -47,6 +48,7 @@ def features(
     context_bands: Optional[str] = typer.Option(None, "--context-bands", help="Comma-separated shell patterns (e.g. '*_median,NDVI*') of the band names that get --context bands. Default: every band."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Compute blocks on a local dask cluster of N processes."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Compute blocks on an existing dask.distributed scheduler (tcp://host:port)."),
+    overwrite: bool = overwrite_option(),
 ):
     """Feature stack for land cover classification, on the first input's grid.
 
@@ -86,7 +88,8 @@ def features(
                           context_bands=_split(context_bands))
     plan = plan_features([str(p) for p in inputs], opts, sar=str(sar) if sar else None,
                          dem=str(dem) if dem else None)
-    write_features(plan, out, workers=workers, scheduler=scheduler, progress=True)
+    with guarded_file(out, inputs=(*inputs, sar, dem), overwrite=overwrite):
+        write_features(plan, out, workers=workers, scheduler=scheduler, progress=True)
     g = plan.grid
     summary("cryokit landcover features", [
         ("grid", f"{g.height} x {g.width} px, {g.res[0]:g} m, {g.crs}"),
@@ -109,6 +112,7 @@ def assess(
     legend_file: Optional[Path] = typer.Option(None, "--legend", help="Legend (JSON or CSV code,name,colour) naming the classes; default: the legend embedded in MAP."),
     all_touched: bool = typer.Option(False, "--all-touched", help="Reference polygons label every pixel they touch (default: pixels whose centre is inside)."),
     block: int = typer.Option(1024, "--block", help="Rows of MAP read at a time."),
+    overwrite: bool = overwrite_option(),
 ):
     """Accuracy of a class map against reference labels.
 
@@ -123,8 +127,11 @@ def assess(
     from ..landcover.legend import load_legend
 
     legend = load_legend(legend_file) if legend_file else None
-    rep = assess_map(str(map_path), str(reference), str(out), column=column, legend=legend,
-                     all_touched=all_touched, block=block)
+    positive("--block", block)
+    with guarded_file(out, inputs=(map_path, reference, legend_file), overwrite=overwrite,
+                      beside=[Path(out).with_suffix(".png")]):
+        rep = assess_map(str(map_path), str(reference), str(out), column=column, legend=legend,
+                         all_touched=all_touched, block=block)
     worst = min((c for c in rep["per_class"] if c["f1"] is not None),
                 key=lambda c: c["f1"], default=None)
     rows = [("samples", f"{rep['n_samples']} labelled pixels, {len(rep['classes'])} classes"),

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from . import summary
+from ..outputs import guarded_dir, guarded_file
+from . import overwrite_option, positive, summary
 from .landcover import landcover_app
 
 
@@ -15,7 +16,7 @@ from .landcover import landcover_app
 def train(
     features: Path = typer.Argument(..., help="Feature stack (multi-band GeoTIFF, NaN/nodata masked; band descriptions = feature names, e.g. from 'cryokit landcover features')."),
     labels: Path = typer.Option(..., "--labels", help="Training labels: points or polygons (any OGR format) or a label raster (class codes, 0 = unlabelled); reprojected onto the stack grid."),
-    out: Path = typer.Option(..., "-o", "--output", help="Model file to write (joblib); MODEL.json beside it holds legend, feature names and parameters."),
+    out: Path = typer.Option(..., "-o", "--output", help="Model file to write (arrays and JSON in a zip, e.g. model.npz: loading it runs no code); MODEL.json beside it holds legend, feature names and parameters."),
     label_column: Optional[str] = typer.Option(None, "--label-column", help="Attribute with the class codes or names (default: first of class, code, label, ...)."),
     balance: str = typer.Option("none", "--balance", help="Class weights: none; balanced (inverse of the class sample counts: rare-class recall up, overall accuracy usually down); sqrt (inverse square root of the counts: a compromise); subsample (rf: balanced weights recomputed on each tree's bootstrap sample)."),
     model: str = typer.Option("rf", "--model", help="rf (random forest, compiled for fast prediction), lgbm (LightGBM) or rf+lgbm (mean of both models' class probabilities; prediction as slow as lgbm)."),
@@ -30,6 +31,7 @@ def train(
     lgbm_balance: Optional[str] = typer.Option(None, "--lgbm-balance", help="With --model rf+lgbm: class weights of the LightGBM member (none | balanced | sqrt), e.g. an unweighted rf (overall accuracy) with a balanced lgbm (rare classes). Default: --balance."),
     lgbm_rounds: Optional[int] = typer.Option(None, "--lgbm-rounds", help="With --model rf+lgbm: boosting rounds of the LightGBM member. Default: --trees."),
     prior: str = typer.Option("none", "--prior", help="Class-prior correction (global models): none (default); train = multiply the class probabilities by per-class weights, fitted on out-of-fold predictions of a 3-fold CV in 10 px blocks of the training pixels, so that the predicted class frequencies match the training class frequencies (training takes 4x longer; prediction speed unchanged)."),
+    overwrite: bool = overwrite_option(),
 ):
     """Train a land cover classifier on labelled pixels of a feature stack.
 
@@ -70,7 +72,11 @@ def train(
                         max_features="sqrt" if max_features is None else max_features,
                         seed=seed, lgbm_balance=lgbm_balance, lgbm_rounds=lgbm_rounds,
                         prior=prior, blend=blend)
-    m = train_model(str(features), str(labels), str(out), opts)
+    for name, v in (("--trees", trees), ("--max-depth", max_depth), ("--local", local)):
+        positive(name, v)
+    with guarded_file(out, inputs=(features, labels, legend), overwrite=overwrite,
+                      beside=[f"{out}.json"]):
+        m = train_model(str(features), str(labels), str(out), opts)
     rows = [("samples", f"{m.info['n_samples']} ({m.info['dropped_nan_samples']} dropped: NaN)"),
             ("classes", ", ".join(f"{k} {v}" for k, v in m.info["samples"].items())),
             ("model", f"{model}, balance {balance}"
@@ -94,6 +100,8 @@ def predict(
     block: int = typer.Option(1024, "--block", help="Block side in pixels read at a time."),
     smooth: float = typer.Option(0.0, "--smooth", metavar="SIGMA_PX", help="Spatial regularisation: smooth each class probability with a Gaussian of this sigma (pixels) over the valid pixels before the arg-max; removes isolated misclassified pixels but also erodes thin features (1-px roads). 0 = off (default). The confidence band then holds the smoothed probability."),
     mmu: int = typer.Option(0, "--mmu", metavar="PIXELS", help="Minimum mapping unit: 8-connected patches of one class smaller than this many pixels take their next most probable class (after --smooth); thin but long features survive. 0 = off (default)."),
+    overwrite: bool = overwrite_option(),
+    trust_model: bool = typer.Option(False, "--trust-model", help="Load a model saved by an older cryokit as a pickle (joblib). Unpickling runs code from the file: use it only for a model you made yourself."),
 ):
     """Predict a land cover map block by block from a feature stack and a trained model.
 
@@ -107,10 +115,15 @@ def predict(
         raise UserError(f"--smooth must be >= 0 pixels, got {smooth}")
     if mmu < 0:
         raise UserError(f"--mmu must be >= 0 pixels, got {mmu}")
-    rep = predict_map(str(features), str(model), str(out), probability=probability,
-                      regions=str(regions) if regions else None, region_column=region_column,
-                      workers=workers, scheduler=scheduler, block=block, progress=True,
-                      smooth=smooth, mmu=mmu)
+    positive("--block", block)
+    positive("--workers", workers)
+    with guarded_dir(Path(out).absolute().parent, "landcover predict",
+                     inputs=(features, model, f"{model}.json", regions), overwrite=overwrite):
+        rep = predict_map(str(features), str(model), str(out), probability=probability,
+                          regions=str(regions) if regions else None,
+                          region_column=region_column, workers=workers, scheduler=scheduler,
+                          block=block, progress=True, smooth=smooth, mmu=mmu,
+                          trust_model=trust_model)
     total = sum(rep["classes"].values()) or 1
     rows = [("classes", ", ".join(f"{c}: {100 * n / total:.1f}%" for c, n in rep["classes"].items())),
             ("nodata pixels", str(rep["nodata_pixels"])), ("blocks", str(rep["blocks"])),

@@ -7,12 +7,14 @@ from typing import Optional
 
 import typer
 
-from . import summary
+from ..errors import UserError
+from ..outputs import guarded_dir
+from . import overwrite_option, positive, summary
 
 
 def sbas(
     ifgs: list[Path] = typer.Argument(..., help="Unwrapped interferograms: GeoTIFFs in radians on one grid (dates from FIRST_DATE/SECOND_DATE tags or *_YYYYMMDD-YYYYMMDD_* names; nodata and 0 = no data; coherence files *cc*/*coh* with the same dates beside them are found), or one HDF5 file with igram (n_ifg, rows, cols), Jmat (+1/-1 per ifg) and dates."),
-    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output directory (created or replaced whole)."),
+    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder: new, empty, or an earlier sbas output (with --overwrite)."),
     wavelength: Optional[float] = typer.Option(None, "--wavelength", help="Radar wavelength in metres [default: WAVELENGTH_METRES tag, else Sentinel-1 0.05546576]."),
     weight: str = typer.Option("none", "--weight", help="Weights of the interferograms from the coherence files, as MintPy's weight_func: none (ordinary least squares) | fim (= coherence): Fisher information 2Lγ²/(1-γ²) | coh: γ | var: 1 / phase variance of a distributed scatterer with --looks looks (Tough et al. 1995)."),
     looks: float = typer.Option(1.0, "--looks", help="Independent looks L of the coherence estimate (MintPy: NCORRLOOKS, or range x azimuth looks / 1.94 for Sentinel-1 IW), rounded, 1 to 80; changes the solution only with --weight var."),
@@ -28,6 +30,7 @@ def sbas(
     workers: Optional[int] = typer.Option(None, "--workers", help="Run row blocks on a local dask cluster of N processes."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Run row blocks on an existing dask.distributed scheduler (tcp://host:port)."),
     place: Optional[str] = typer.Option(None, "--place", help="Place name for the metadata record."),
+    overwrite: bool = overwrite_option(),
 ):
     """Ground motion points from a network of unwrapped interferograms (SBAS).
 
@@ -43,6 +46,14 @@ def sbas(
     """
     from ..motion.sbas_product import SbasOptions, make_sbas
 
+    positive("--block-rows", block_rows)
+    positive("--workers", workers)
+    if wavelength is not None and not (wavelength > 0 and wavelength < 10):
+        raise UserError(f"--wavelength: must be a radar wavelength in metres (0 < L < 10), "
+                        f"got {wavelength}")
+    if not 0 <= min_coherence <= 1:
+        raise UserError(f"--min-coherence: must be in [0, 1], got {min_coherence}")
+
     opts = SbasOptions(wavelength_m=wavelength, weight=weight, looks=looks,
                        reference_lonlat=reference, reference_rowcol=reference_pixel,
                        min_coherence=min_coherence,
@@ -50,7 +61,8 @@ def sbas(
                        workers=workers, scheduler=scheduler, progress=True,
                        dem=str(dem) if dem else None, lon=str(lon) if lon else None,
                        lat=str(lat) if lat else None, place=place)
-    rep = make_sbas([str(p) for p in ifgs], str(outdir), opts)
+    with guarded_dir(outdir, "sbas", inputs=(*ifgs, dem, lon, lat), overwrite=overwrite):
+        rep = make_sbas([str(p) for p in ifgs], str(outdir), opts)
     net, ref = rep["network"], rep["reference"]["series"]
     v = rep["velocity"]
     summary("cryokit sbas", [

@@ -47,7 +47,7 @@ def write_outputs(outdir, grid, setup, parts, tables, dec, cb, gdf, report, d_re
         nlab = int(len(gdf)) + 1
     acc = {n: np.zeros(nlab) for n in ("count", "valid", "sums", "nfill")}
     dh_dec = []
-    with staged_dir(outdir) as stage, \
+    with staged_dir(outdir, "dem-change") as stage, \
             TiledWriter(stage / "dh.tif", grid, count=2, units=["m", "1"],
                         tags=tags | {"units": "m"},
                         descriptions=[f"elevation change {d1} to {d2} (m, later minus earlier)",

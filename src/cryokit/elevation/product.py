@@ -174,11 +174,21 @@ def make_dem_change(ref: str, tba: str, outdir: str, *, ref_date: str, tba_date:
         raise UserError(f"--workers must be >= 0, got {options.workers}")
     if options.scheduler and (options.workers or 0) >= 2:
         raise UserError("give either --workers or --scheduler, not both")
+    if (options.ref_vref is None) != (options.tba_vref is None):
+        given, missing = (("--ref-vref", "--tba-vref") if options.tba_vref is None
+                          else ("--tba-vref", "--ref-vref"))
+        raise UserError(f"{given} needs {missing} too: give the vertical reference of both DEMs")
+    for v, flag in ((options.ref_vref, "--ref-vref"), (options.tba_vref, "--tba-vref")):
+        if v is not None and v != "ellipsoid" and not os.path.isfile(v):
+            raise UserError(f"{flag}: neither 'ellipsoid' nor an existing geoid grid file", v)
     grid, g_ref, g_tba = _target_grid(ref, tba, options.grid)
-    parent = Path(outdir).absolute().parent
-    # Block outputs go to scratch files beside OUTDIR (workers elsewhere must see them).
-    scratch = tempfile.mkdtemp(prefix=".cryokit-dem-scratch-",
-                               dir=parent if parent.is_dir() else None)
+    out = Path(outdir).absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Block outputs go to scratch files beside OUTDIR (workers elsewhere must see them),
+    # named after it so that a run can clear what a killed run on the same OUTDIR left.
+    for old in out.parent.glob(f".{out.name}.cryokit-scratch-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    scratch = tempfile.mkdtemp(prefix=f".{out.name}.cryokit-scratch-", dir=out.parent)
     try:
         return _make(ref, tba, outdir, d_ref, d_tba, glaciers, stable_mask, options, grid,
                      g_ref, g_tba, scratch, t0)
@@ -230,8 +240,30 @@ def _fit(ref, tba, glaciers, stable_mask, options, grid, g_ref, g_tba, scratch):
             pipe.fit(ref_z, tba_z, stable, grid.transform)
         except ValueError as e:
             raise UserError(f"co-registration failed: {e}", tba) from None
+        _check_converged(steps, grid, tba)
     return (pipe, gdf, labels_path, stable_path, vref, vrefs, n_stable, n_glacier,
             time.perf_counter() - t)
+
+
+def _check_converged(steps, grid, tba) -> None:
+    """A horizontal fit that did not converge, or that moved TBA by more than a tenth of the
+    grid, is no co-registration: refuse it rather than publish its difference."""
+    extent = 0.1 * min(grid.width * abs(grid.res[0]), grid.height * abs(grid.res[1]))
+    for step in steps:
+        m = getattr(step, "meta", None) or {}
+        if "converged" not in m:
+            continue
+        shift = float(np.hypot(m["shift_x"], m["shift_y"]))
+        if not m["converged"]:
+            last = m["history"][-1] if m.get("history") else {}
+            raise UserError(
+                f"co-registration did not converge in {m['iterations']} iterations (shift "
+                f"{shift:.1f} m, last update {np.hypot(last.get('update_x', 0), last.get('update_y', 0)):.2f} m): "
+                "check that both DEMs show the same terrain and the stable mask, or use "
+                "--coreg vertical_shift", tba)
+        if shift > extent:
+            raise UserError(f"co-registration shift of {shift:.0f} m exceeds a tenth of the grid "
+                            f"({extent:.0f} m): the DEMs do not match", tba)
 
 
 def _make(ref, tba, outdir, d_ref, d_tba, glaciers, stable_mask, options, grid, g_ref, g_tba,

@@ -1,6 +1,8 @@
-"""Saving and loading a trained land-cover model: a joblib file plus a JSON sidecar.
+"""Saving and loading a trained land-cover model: an array archive plus a JSON sidecar.
 
-``MODEL`` (joblib) holds the fitted classifier (compiled forests or LightGBM boosters);
+``MODEL`` holds the fitted classifier (compiled forests or LightGBM boosters) as arrays and
+JSON (:mod:`.model_store`), so loading a model never runs code from the file; models that
+older releases pickled with joblib are refused unless the caller trusts them explicitly.
 ``MODEL.json`` holds what a person or another tool needs without unpickling: format and
 version, classifier parameters, class codes, legend, feature names, training counts and
 the source files.  Loading checks the sidecar and, when given, that the feature stack to be
@@ -14,15 +16,14 @@ import os
 from dataclasses import dataclass
 from typing import Sequence
 
-import joblib
-
 from .. import __version__
 from ..atomic import atomic_file
 from ..errors import UserError, require_file
 from .legend import Legend
+from .model_store import dump_classifier, is_store, load_classifier
 
 FORMAT = "cryokit-landcover-model"
-FORMAT_VERSION = 2  # 2: breadth-first compiled forests; version 1 files cannot be read
+FORMAT_VERSION = 3  # 3: array archive; 2: joblib pickle (read only when trusted); 1: refused
 
 
 @dataclass
@@ -59,19 +60,23 @@ def save_model(model: TrainedModel, path: str | os.PathLike) -> tuple[str, str]:
 
     Examples
     --------
-    >>> save_model(trained, "model.joblib")  # doctest: +SKIP
-    ('model.joblib', 'model.joblib.json')
+    >>> save_model(trained, "model.npz")  # doctest: +SKIP
+    ('model.npz', 'model.npz.json')
     """
     path = os.fspath(path)
     side = sidecar_path(path)
     with atomic_file(path) as tmp, atomic_file(side) as tmp_side:
-        joblib.dump(model.classifier, tmp, compress=3)
+        dump_classifier(model.classifier, tmp)
         tmp_side.write_text(json.dumps(model.sidecar(), indent=2))
     return path, side
 
 
-def load_model(path: str | os.PathLike, feature_names: Sequence[str] | None = None) -> TrainedModel:
+def load_model(path: str | os.PathLike, feature_names: Sequence[str] | None = None, *,
+               trust: bool = False) -> TrainedModel:
     """Read a model written by :func:`save_model`.
+
+    A pickled (joblib) model of format version 2 is read only with ``trust=True``:
+    unpickling runs whatever code the file holds.
 
     Raises
     ------
@@ -81,7 +86,7 @@ def load_model(path: str | os.PathLike, feature_names: Sequence[str] | None = No
 
     Examples
     --------
-    >>> m = load_model("model.joblib", ["B02", "B03"])  # doctest: +SKIP
+    >>> m = load_model("model.npz", ["B02", "B03"])  # doctest: +SKIP
     """
     p = require_file(path)
     side = sidecar_path(p)
@@ -95,14 +100,24 @@ def load_model(path: str | os.PathLike, feature_names: Sequence[str] | None = No
     if meta.get("format") != FORMAT:
         raise UserError(f"not a cryokit land-cover model sidecar (format {meta.get('format')!r})",
                         side)
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise UserError(f"model format version {meta.get('format_version')}, this cryokit reads "
-                        f"version {FORMAT_VERSION}: train it again with 'cryokit landcover "
-                        "train'", p)
-    try:
-        clf = joblib.load(p)
-    except Exception:  # noqa: BLE001 - any unpickling failure is a bad model file
-        raise UserError("cannot be read as a cryokit land-cover model", p) from None
+    version = meta.get("format_version")
+    if version == FORMAT_VERSION and is_store(p):
+        clf = load_classifier(p)
+    elif version == 2 and not is_store(p):
+        if not trust:
+            raise UserError("is a pickled (joblib) model of an older cryokit: loading it could "
+                            "run code from the file; train it again, or pass --trust-model if "
+                            "you made it yourself", p)
+        import joblib
+
+        try:
+            clf = joblib.load(p)
+        except Exception:  # noqa: BLE001 - any unpickling failure is a bad model file
+            raise UserError("cannot be read as a cryokit land-cover model", p) from None
+    else:
+        raise UserError(f"model format version {version}, this cryokit reads version "
+                        f"{FORMAT_VERSION} (and 2 with --trust-model): train it again with "
+                        "'cryokit landcover train'", p)
     names = list(meta["feature_names"])
     if feature_names is not None:
         check_features(names, list(feature_names), p)

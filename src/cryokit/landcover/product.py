@@ -20,8 +20,6 @@ import datetime as dt
 import json
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +28,9 @@ import rasterio
 from rasterio.features import geometry_mask
 from rasterio.windows import Window
 
+from ..atomic import staged_dir
 from ..errors import UserError, require_file
+from ..outputs import safe_name
 from ..parallel import run_tasks, tiles
 from ..product import write_records
 from ..quicklook import class_quicklook
@@ -116,7 +116,7 @@ def train_model(features: str | os.PathLike, labels: str | os.PathLike, out: str
 
     Examples
     --------
-    >>> train_model("features.tif", "labels.gpkg", "model.joblib")  # doctest: +SKIP
+    >>> train_model("features.tif", "labels.gpkg", "model.npz")  # doctest: +SKIP
     """
     from .labels import read_labels
 
@@ -317,13 +317,18 @@ def _regions(path: str, column: str, grid: Grid):
     out = []
     left, bottom, right, top = grid.bounds
     for code, geom in zip(gdf[column], gdf.geometry):
-        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(code)).strip("._") or "region"
+        safe = safe_name(code, "region code")
         minx, miny, maxx, maxy = geom.bounds
         inv = ~grid.transform
         cs, rs = zip(*(inv @ (x, y) for x, y in ((minx, maxy), (maxx, miny))))
         r0, r1 = max(0, int(np.floor(min(rs)))), min(grid.height, int(np.ceil(max(rs))))
         c0, c1 = max(0, int(np.floor(min(cs)))), min(grid.width, int(np.ceil(max(cs))))
         out.append((str(code), safe, geom, (r0, r1, c0, c1)))
+    names = [safe for _, safe, _, _ in out]
+    if len(set(names)) < len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise UserError(f"two region codes of column {column!r} give the same file name {dup!r}",
+                        path)
     if not any(r1 > r0 and c1 > c0 for _, _, _, (r0, r1, c0, c1) in out):
         raise UserError("no region overlaps the feature stack", path)
     return out
@@ -334,7 +339,7 @@ def predict_map(features: str | os.PathLike, model_path: str | os.PathLike,
                 regions: str | None = None, region_column: str = "code",
                 workers: int | None = None, scheduler: str | None = None,
                 block: int = BLOCK, progress: bool = False, smooth: float = 0.0,
-                mmu: int = 0) -> dict:
+                mmu: int = 0, trust_model: bool = False) -> dict:
     """Classify ``features`` with a saved model into ``out`` (uint8 GeoTIFF, 0 = nodata).
 
     ``smooth`` (Gaussian sigma, pixels) and ``mmu`` (minimum mapping unit, pixels) regularise
@@ -352,7 +357,7 @@ def predict_map(features: str | os.PathLike, model_path: str | os.PathLike,
 
     Examples
     --------
-    >>> predict_map("features.tif", "model.joblib", "map/landcover.tif")  # doctest: +SKIP
+    >>> predict_map("features.tif", "model.npz", "map/landcover.tif")  # doctest: +SKIP
     """
     if not np.isfinite(smooth) or smooth < 0:
         raise UserError(f"smoothing sigma must be >= 0 pixels, got {smooth}")
@@ -360,15 +365,13 @@ def predict_map(features: str | os.PathLike, model_path: str | os.PathLike,
         raise UserError(f"minimum mapping unit must be >= 0 pixels, got {mmu}")
     features = require_file(features)
     names = feature_names(features)
-    model = load_model(model_path, names)
+    model = load_model(model_path, names, trust=trust_model)
     grid = read_grid(features)
     out = Path(out).absolute()
     region_list = _regions(regions, region_column, grid) if regions else []
     folder = out.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.stem}.tmp-", dir=folder))
     post = _post_text(smooth, mmu)
-    try:
+    with staged_dir(folder, "landcover predict") as stage:
         windows = [(r.start, r.stop, c.start, c.stop) for r, c in tiles(grid.shape, (block, block))]
         parts = run_tasks(predict_block, windows, workers=workers, scheduler=scheduler,
                           shared=dict(features=features, classifier=model.classifier,
@@ -420,13 +423,6 @@ def predict_map(features: str | os.PathLike, model_path: str | os.PathLike,
             region_paths[code] = str(folder / name / f"{name}.tif")
         _records(stage, item_id=out.stem, grid=grid, names=names, features=features,
                  model=model, region=None, post=post)
-        for p in sorted(stage.iterdir()):
-            dest = folder / p.name
-            if p.is_dir() and dest.exists():
-                shutil.rmtree(dest)
-            os.replace(p, dest)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     counts = {int(c): int(hist[c]) for c in np.flatnonzero(hist) if c != 0}
     return {"out": str(out), "classes": counts, "nodata_pixels": int(hist[0]),
             "regions": region_paths, "blocks": len(windows), "folder": str(folder)}

@@ -197,6 +197,23 @@ def header_xml(header: dict) -> bytes:
 
 # ----------------------------------------------------------------------------- sources
 
+# An EGMS CSV deflates 3-6x; far beyond that, or beyond what memory holds, is a zip bomb.
+_MAX_RATIO = 100
+_MAX_INFLATED = 1 << 28
+
+
+def _check_members(zf: zipfile.ZipFile, path: str) -> None:
+    """Refuse members whose names leave the archive or that inflate far beyond their size."""
+    for info in zf.infolist():
+        parts = Path(info.filename.replace("\\", "/")).parts
+        if info.filename.startswith(("/", "\\")) or ".." in parts or ":" in info.filename:
+            raise UserError(f"zip member {info.filename!r} has a path outside the archive", path)
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > _MAX_INFLATED and ratio > _MAX_RATIO:
+            raise UserError(f"zip member {info.filename} inflates {ratio:.0f}x to "
+                            f"{info.file_size / 1e9:.1f} GB: refused as a zip bomb", path)
+
+
 class _Source:
     """A CSV inside a zip or on disk that can be opened more than once (errors re-read it)."""
 
@@ -209,6 +226,7 @@ class _Source:
             try:
                 with zipfile.ZipFile(self.path) as zf:
                     names = zf.namelist()
+                    _check_members(zf, self.path)
                     csvs = [n for n in names if n.lower().endswith(".csv")]
                     xmls = [n for n in names if n.lower().endswith(".xml")]
                     if not csvs:
@@ -418,8 +436,25 @@ def _to_points(tab: pa.Table, attrs: list[str], date_names: list[str], dates: np
     disp = np.empty((tab.num_rows, len(date_names)), dtype=np.float64)
     for j, n in enumerate(date_names):
         disp[:, j] = tab.column(n).to_numpy()
+    _refuse_infinite(df, disp, date_names, src, first_line)
     return EgmsPoints(attrs=df, dates=dates, disp=disp, header=src.header, name=src.name,
                       level=_level(src.name, src.header, attrs), naming=_naming(attrs))
+
+
+def _refuse_infinite(df: pd.DataFrame, disp: np.ndarray, date_names: list[str], src: _Source,
+                     first_line: int) -> None:
+    """inf is no measurement: name its line and column (NaN, an empty cell, is a gap)."""
+    bad = np.isinf(disp)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise UserError(f"line {first_line + int(r)}, column {date_names[c]!r}: infinite "
+                        "displacement", src.where)
+    for col in df.columns:
+        if col != "pid" and pd.api.types.is_float_dtype(df[col]):
+            inf = np.isinf(df[col].to_numpy())
+            if inf.any():
+                raise UserError(f"line {first_line + int(np.flatnonzero(inf)[0])}, column "
+                                f"{col!r}: infinite value", src.where)
 
 
 def _read_table(src: _Source, names: list[str], types: dict) -> pa.Table:
@@ -474,6 +509,8 @@ def read_egms(path: str | os.PathLike, *, chunksize: int | None = None) -> EgmsP
     attrs, date_names, dates = _classify(names, src.where)
     types = _column_types(attrs, date_names, infer=True)
     tab = _read_table(src, names, types)
+    if tab.num_rows == 0:
+        raise UserError("holds a header line but no point", src.where)
     return _to_points(tab, attrs, date_names, dates, src, first_line=2)
 
 

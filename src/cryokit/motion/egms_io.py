@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from ..product import write_json
+from ..product import json_safe, write_json  # noqa: F401 - json_safe used by the EGMS steps
 from . import egms
 from .stats import EGMS_DECIMALS, timeseries_stats
 
@@ -91,23 +91,6 @@ def write_points(points, out, report: dict) -> list[str]:
     rep = out.with_suffix(".json")
     write_json(rep, json_safe(report))
     return [str(out), str(rep)]
-
-
-def json_safe(obj):
-    """NaN -> None (null) through dicts and lists: JSON has no NaN.
-
-    Examples
-    --------
-    >>> json_safe({"a": [1.0, float("nan")], "b": np.float64(np.inf)})
-    {'a': [1.0, None], 'b': None}
-    """
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, (float, np.floating)) and not np.isfinite(obj):
-        return None
-    return obj
 
 
 def to_laea(lon, lat):

@@ -230,7 +230,7 @@ def make_ortho(inputs, outdir, opts: OrthoOptions = OrthoOptions()) -> dict:
                               "d_LOS = los_east*E + los_north*N + los_up*U with the "
                               "ground-to-satellite LOS; t = 0 at the first grid date"),
               "tiles": [], "software": f"cryokit {__version__}"}
-    with staged_dir(outdir) as stage:
+    with staged_dir(outdir, "egms ortho") as stage:
         first_grid = None
         for tx, ty in sorted(set(zip(tiles_x, tiles_y))):
             sel = (tiles_x == tx) & (tiles_y == ty)

@@ -263,7 +263,7 @@ def make_sbas(inputs: list[str], outdir: str, options: SbasOptions = SbasOptions
     keep = np.isfinite(disp).all(0) & (tcoh >= opts.min_coherence)
     lon, lat = _lonlat(stack)
 
-    with staged_dir(outdir) as out:
+    with staged_dir(outdir, "sbas") as out:
         n_points = _write_points(out, stack, disp, tcoh, keep, lon, lat, wavelength, opts)
         _write_velocity(out, stack, vel, vel_std, tcoh, keep, ref, opts)
         _write_cube(out / "timeseries.nc", stack, disp, vel, tcoh, keep, ref)

@@ -209,6 +209,9 @@ def make_velocity(ref: str, sec: str, outdir: str, params: TrackParams = TrackPa
         if not np.isfinite(img).any():
             raise UserError("all pixels are nodata" if path == ref or warp is None else
                             "has no valid pixel over the reference image", path)
+        if np.nanmax(img) == np.nanmin(img):
+            raise UserError(f"every valid pixel has the value {np.nanmax(img):g}: a constant "
+                            "image has no texture to track", path)
     prior_px = _prior_offsets(prior, ngrid, grid, dt_days) if prior else None
     times["read_s"] = time.perf_counter() - t0
 
@@ -289,7 +292,7 @@ def _write(outdir, ref, sec, d1, d2, grid, ngrid, vx, vy, speed, field, backgrou
             "reference_image": os.path.basename(ref), "secondary_image": os.path.basename(sec),
             "software": report["software"]}
     valid = field.valid
-    with staged_dir(outdir) as stage:
+    with staged_dir(outdir, "velocity") as stage:
         for name, arr, desc in (("vx", vx, f"velocity easting component ({units})"),
                                 ("vy", vy, f"velocity northing component ({units})"),
                                 ("speed", speed, f"speed ({units})")):

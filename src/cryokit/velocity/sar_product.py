@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import os
 import time
 from dataclasses import dataclass, replace
@@ -24,6 +25,8 @@ from rasterio.enums import Resampling
 
 from .. import __version__, parallel
 from ..atomic import remove_stale_temps
+from ..outputs import (check_output_dir, file_digest, read_marker, remove_listed,
+                       write_marker)
 from ..cube import GRID_MAPPING, spatial_ref, write_cube, xy_coords
 from ..dates import acquisition_date
 from ..errors import UserError
@@ -52,6 +55,7 @@ class SarOptions:
     progress: bool = False
     place: str | None = None
     licence: str = "CC-BY-4.0"
+    overwrite: bool = False        # start afresh in an earlier output instead of resuming
 
 
 def pair_name(d1: dt.date, d2: dt.date) -> str:
@@ -94,19 +98,48 @@ def _fingerprint(params: TrackParams, options: SarOptions, dem: str, mask: str |
             "terrain_heights": "lk-effective", "software": __version__}
 
 
-def _pair_done(outdir: Path, name: str, inputs: list[str], fingerprint: dict) -> dict | None:
-    """The pair's record when its outputs are complete, newer than inputs, same settings."""
+def _pair_done(outdir: Path, name: str, digests: list, fingerprint: dict) -> dict | None:
+    """The pair's record when its outputs are complete and were made from inputs with the
+    same content (``digests``) and the same settings; file times are not trusted (a copy
+    with ``cp -p`` or rsync keeps an old time on new content)."""
     files = [outdir / "pairs" / f"{name}{s}" for s in (".real.tif", ".imag.tif", ".json")]
     if not all(f.exists() for f in files):
-        return None
-    newest_input = max(os.path.getmtime(p) for p in inputs if p)
-    if min(os.path.getmtime(f) for f in files) < newest_input:
         return None
     try:
         rec = json.loads(files[2].read_text())
     except (OSError, ValueError):
         return None
-    return rec if rec.get("fingerprint") == fingerprint else None
+    if rec.get("fingerprint") != fingerprint or rec.get("input_digests") != digests:
+        return None
+    return rec
+
+
+_PAIR_FILE = re.compile(r"^\d{8}_\d{8}\.(real\.tif|imag\.tif|json)$")
+
+
+def _own_files(out: Path, marker: dict | None) -> set[str]:
+    """Files of an earlier sar-velocity output: those its marker lists, and the pair and
+    cumulative files a killed run wrote before it could list them."""
+    own = set(marker.get("files", [])) if marker else set()
+    for sub in ("pairs", "cumulative"):
+        if (out / sub).is_dir():
+            own.update(f"{sub}/{p.name}" for p in (out / sub).iterdir()
+                       if p.is_file() and _PAIR_FILE.match(p.name))
+    return own
+
+
+def _remove_stale(out: Path, pair_names: set[str], cumulative_names: set[str]) -> list[str]:
+    """Remove pair and cumulative files of an earlier run that this network does not make
+    (a re-run with fewer images), so the record lists only this run's files."""
+    removed = []
+    for sub, keep in (("pairs", pair_names), ("cumulative", cumulative_names)):
+        if not (out / sub).is_dir():
+            continue
+        for p in sorted((out / sub).iterdir()):
+            if p.is_file() and _PAIR_FILE.match(p.name) and p.name.split(".")[0] not in keep:
+                p.unlink()
+                removed.append(f"{sub}/{p.name}")
+    return removed
 
 
 # ----------------------------------------------------------------------------- one pair
@@ -114,7 +147,7 @@ def _pair_done(outdir: Path, name: str, inputs: list[str], fingerprint: dict) ->
 def process_pair(pair: tuple[int, int], *, paths: list[str], dates: list[dt.date], grid: Grid,
                  ngrid: Grid, dem: np.ndarray, stable: np.ndarray | None,
                  params: TrackParams, options: SarOptions, outdir: str,
-                 fingerprint: dict) -> dict:
+                 fingerprint: dict, digests: dict) -> dict:
     """Track one pair, remove the orbit/terrain model, write its rasters and record.
 
     ``dem`` is the terrain height on the image grid. The terrain term is fitted against the
@@ -128,6 +161,8 @@ def process_pair(pair: tuple[int, int], *, paths: list[str], dates: list[dt.date
     for img, k in ((a, i), (b, j)):
         if not np.isfinite(img).any():
             raise UserError("all pixels are nodata or <= 0", paths[k])
+        if np.nanmax(img) == np.nanmin(img):
+            raise UserError("constant image: no texture to track", paths[k])
     field = track_pair(a, b, params)
     t_match = time.perf_counter() - t0
     rng, az = sar.radar_components(field.dx, field.dy, options.heading)
@@ -159,7 +194,7 @@ def process_pair(pair: tuple[int, int], *, paths: list[str], dates: list[dt.date
            "stable_nmad_px": list(nmad_px),
            "stable_nmad_m": [nmad_px[0] * spacing[0], nmad_px[1] * spacing[1]],
            "timings_s": {"match": round(t_match, 3), "total": round(time.perf_counter() - t0, 3)},
-           "fingerprint": fingerprint}
+           "fingerprint": fingerprint, "input_digests": _pair_digests(digests, paths, i, j)}
     # The record goes last: its presence marks the pair finished.
     write_json(out / f"{name}.json", rec)
     return rec
@@ -203,14 +238,24 @@ def make_sar_velocity(images: list[str], outdir: str, dem: str,
         params = replace(params, threads=1)
     fp = _fingerprint(params, options, dem, stable_mask)
     out = Path(outdir)
+    marker = check_output_dir(out, "sar-velocity", inputs=(*paths, dem, stable_mask),
+                              resume=True, overwrite=options.overwrite)
+    if marker is not None and options.overwrite:
+        remove_listed(out, _own_files(out, marker))
     out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, "sar-velocity", files=sorted(_own_files(out, read_marker(out))))
     for folder in (out, out / "pairs", out / "cumulative"):
         remove_stale_temps(folder)      # left by a killed run
+    _remove_stale(out, {pair_name(dates[i], dates[j]) for i, j in pairs},
+                  {pair_name(dates[0], d) for d in dates[1:]})
+    digests = {p: file_digest(p) for p in paths}
+    digests["dem"] = file_digest(dem)
+    digests["stable_mask"] = file_digest(stable_mask) if stable_mask else None
 
     done, todo = {}, []
     for p in pairs:
         name = pair_name(dates[p[0]], dates[p[1]])
-        rec = _pair_done(out, name, [paths[p[0]], paths[p[1]], dem, stable_mask], fp)
+        rec = _pair_done(out, name, _pair_digests(digests, paths, *p), fp)
         if rec is None:
             todo.append(p)
         else:
@@ -220,7 +265,7 @@ def make_sar_velocity(images: list[str], outdir: str, dem: str,
         progress=options.progress, description="tracking pairs", on_error="collect",
         shared=dict(paths=paths, dates=dates, grid=grid, ngrid=ngrid, dem=dem_px,
                     stable=stable, params=params, options=options, outdir=str(out),
-                    fingerprint=fp))
+                    fingerprint=fp, digests=digests))
     failures = []
     for p, res in zip(todo, results):
         if isinstance(res, parallel.TaskFailure):
@@ -243,7 +288,13 @@ def make_sar_velocity(images: list[str], outdir: str, dem: str,
         timings_s={"pairs": round(t_pairs, 3), "total": round(time.perf_counter() - t0, 3)})
     write_json(out / "report.json", report)
     _records(out, report, dates, ngrid, options)
+    write_marker(out, "sar-velocity")
     return report
+
+
+def _pair_digests(digests: dict, paths: list[str], i: int, j: int) -> list[str]:
+    """Content digests of what pair (i, j) is made from: its images, the DEM, the mask."""
+    return [digests[paths[i]], digests[paths[j]], digests["dem"], digests["stable_mask"]]
 
 
 def _stack(out: Path, paths, dates, pairs, done, grid, ngrid, options, mask, dem) -> dict:
