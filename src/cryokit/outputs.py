@@ -189,7 +189,9 @@ def output_lock(output: str | os.PathLike) -> Iterator[None]:
 def guarded_dir(outdir: str | os.PathLike, command: str, *,
                 inputs: Iterable[str | os.PathLike | None] = (), overwrite: bool = False,
                 resume: bool = False) -> Iterator[dict | None]:
-    """:func:`check_output_dir`, then hold :func:`output_lock` while the block writes."""
+    """:func:`check_output_dir`, then hold :func:`output_lock` while the block writes (checked
+    again under the lock; a refused run never touches the file system)."""
+    check_output_dir(outdir, command, inputs=inputs, overwrite=overwrite, resume=resume)
     with output_lock(outdir):
         yield check_output_dir(outdir, command, inputs=inputs, overwrite=overwrite,
                                resume=resume)
@@ -199,6 +201,7 @@ def guarded_dir(outdir: str | os.PathLike, command: str, *,
 def guarded_file(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike | None] = (),
                  overwrite: bool = False, beside: Iterable[str | os.PathLike] = ()) -> Iterator[None]:
     """:func:`check_output_file`, then hold :func:`output_lock` while the block writes."""
+    check_output_file(path, inputs=inputs, overwrite=overwrite, beside=beside)
     with output_lock(path):
         check_output_file(path, inputs=inputs, overwrite=overwrite, beside=beside)
         yield
