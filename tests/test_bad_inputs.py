@@ -231,6 +231,7 @@ CASES = [
     ("egms-plot-unknown-pid", lambda f: ["egms", "plot", f["egms"], "--pid", "../../x", "-o", _o(f, "plots2")], "not found"),
     ("lc-pickled-model", lambda f: ["landcover", "predict", f["lc_features"], "--model", f["pickle"], "-o", _o(f, "map/m.tif")], "--trust-model"),
     ("lc-model-is-text", lambda f: ["landcover", "predict", f["lc_features"], "--model", f["text"], "-o", _o(f, "map/m.tif")], None),
+    ("lc-features-dem-disjoint", lambda f: ["landcover", "features", f["lc_features"], "--dem", f["dem_far"], "-o", _o(f, "feat.tif")], "does not overlap"),
     ("lc-features-not-raster", lambda f: ["landcover", "features", f["text"], "-o", _o(f, "feat.tif")], "notes.tif"),
     ("lc-train-labels-missing", lambda f: ["landcover", "train", f["lc_features"], "--labels", _o(f, "nolabels.gpkg"), "-o", _o(f, "m3.npz")], "nolabels.gpkg"),
 ]

@@ -164,6 +164,21 @@ def _sar_bands(path: str, opts: FeatureOptions) -> tuple[str, int, int, bool]:
     return path, vv, vh, db
 
 
+def _check_overlap(path: str, grid: Grid, first) -> None:
+    """UserError unless the raster at ``path`` covers part of the output grid: a SAR or DEM
+    of another area would give a stack of NaN bands, not an error."""
+    from rasterio.warp import transform_bounds
+
+    with open_raster(path) as ds:
+        if ds.crs is None or grid.crs is None:
+            return
+        left, bottom, right, top = transform_bounds(ds.crs, grid.crs, *ds.bounds, densify_pts=21)
+    gl, gb, gr, gt = grid.bounds
+    if left >= gr or right <= gl or bottom >= gt or top <= gb:
+        raise UserError(f"does not overlap the grid of {Path(first).name} (the output grid)",
+                        path)
+
+
 def plan_features(inputs: Sequence[str | os.PathLike], options: FeatureOptions = FeatureOptions(),
                   sar: str | os.PathLike | None = None,
                   dem: str | os.PathLike | None = None) -> FeaturePlan:
@@ -229,6 +244,9 @@ def plan_features(inputs: Sequence[str | os.PathLike], options: FeatureOptions =
                 names.append(f"{b}_{s}")
                 units.append("1" if b in indices else ou)
     sar_info = None
+    for extra in (*inputs[1:], sar, dem):
+        if extra is not None:
+            _check_overlap(require_file(extra), grid, inputs[0])
     if sar is not None:
         sar_info = _sar_bands(require_file(sar), options)
         names += ["VV", "VH", "VH-VV"]

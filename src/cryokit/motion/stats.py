@@ -291,6 +291,11 @@ def points_with_stats(points, *, rereference: bool = True, egms_precision: bool 
     """
     from dataclasses import replace
 
+    from ..errors import UserError
+
+    if len(points.dates) < len(_CUB) + 1:
+        raise UserError(f"{points.name}: {len(points.dates)} dates; the EGMS model (cubic + "
+                        f"seasonal, {len(_CUB)} terms) needs at least {len(_CUB) + 1}")
     stats = timeseries_stats(points.years(), points.disp, wavelength_mm)
     attrs = points.attrs.copy()
     for key in _ORDER:
