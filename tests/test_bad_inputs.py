@@ -89,6 +89,8 @@ def inputs(tmp_path_factory):
     egms.mkdir()
     f["egms"] = str(egms / "EGMS_L2a_117_0227_IW2_VV_2020_2024_1.csv")
     Path(f["egms"]).write_text(_egms_csv([_egms_row(i) for i in range(20)]))
+    f["egms_gap"] = str(egms / "gap.csv")
+    Path(f["egms_gap"]).write_text(_egms_csv([_egms_row(0), _egms_row(1, ("0.0", "", ""))]))
     f["egms_dup"] = str(egms / "dup.csv")
     Path(f["egms_dup"]).write_text(_egms_csv([_egms_row(0), _egms_row(1), _egms_row(0)]))
     f["egms_nopid"] = str(egms / "nopid.csv")
@@ -116,6 +118,10 @@ def inputs(tmp_path_factory):
             block = row * (1 << 16)
             for _ in range((300 << 20) // len(block) + 1):
                 m.write(block)
+    f["gnss_inf"] = str(egms / "gnss_inf.csv")
+    Path(f["gnss_inf"]).write_text("station,lon,lat,ve,vn,vu\nAAAA,13.18,38.71,1,inf,3\n")
+    f["tenv_inf"] = str(egms / "AAAA.tenv")
+    Path(f["tenv_inf"]).write_text("AAAA 20JAN01 2020.0014 58849 2087 3 0.1 0.2 inf 0.0 0.001 0.001 0.003\n")
     f["gnss"] = str(egms / "gnss.csv")
     Path(f["gnss"]).write_text("station,lon,lat,ve,vn,vu\nAAAA,13.18,38.71,1,2,3\n")
 
@@ -228,6 +234,9 @@ CASES = [
     ("egms-zip-slip", lambda f: ["egms", "convert", f["egms_slip"], "-o", _o(f, "s.csv")], "outside"),
     ("egms-zip-bomb", lambda f: ["egms", "stats", f["egms_bomb"], "-o", _o(f, "s.csv")], "zip bomb"),
     ("egms-reference-unknown-pid", lambda f: ["egms", "reference", f["egms"], "-o", _o(f, "r.csv"), "--pid", "NOPE"], "NOPE"),
+    ("egms-reference-no-data", lambda f: ["egms", "reference", f["egms_gap"], "-o", _o(f, "r.csv"), "--pid", "P00001"], "no displacement"),
+    ("egms-calibrate-gnss-inf", lambda f: ["egms", "calibrate", f["egms"], "--gnss", f["gnss_inf"], "-o", _o(f, "c.csv")], "finite"),
+    ("egms-calibrate-tenv-inf", lambda f: ["egms", "calibrate", f["egms"], "--gnss", f["tenv_inf"], "-o", _o(f, "c.csv")], "infinite"),
     ("egms-plot-unknown-pid", lambda f: ["egms", "plot", f["egms"], "--pid", "../../x", "-o", _o(f, "plots2")], "not found"),
     ("lc-pickled-model", lambda f: ["landcover", "predict", f["lc_features"], "--model", f["pickle"], "-o", _o(f, "map/m.tif")], "--trust-model"),
     ("lc-model-is-text", lambda f: ["landcover", "predict", f["lc_features"], "--model", f["text"], "-o", _o(f, "map/m.tif")], None),

@@ -341,3 +341,14 @@ def test_dem_change_without_glacier_pixels_writes_null_and_keeps_outputs(tmp_pat
     rep = json.loads(text)
     assert rep["statistics"]["after"]["glacier"]["median"] is None
     assert (out / "dh.tif").exists() and (out / "metadata.json").exists()
+
+
+def test_leftovers_of_a_killed_run_are_cleared_by_the_next(pair, tmp_path):
+    out = tmp_path / "v"
+    for kind in ("tmp", "old", "cryokit-scratch"):   # what SIGKILL leaves beside OUTDIR
+        d = tmp_path / f".v.{kind}-abc123"
+        d.mkdir()
+        (d / ".block_0_0.npy").write_bytes(b"half")
+    (tmp_path / ".other.tmp-xyz").mkdir()            # another output's: not ours to clear
+    assert _velocity(pair, out) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.tmp-xyz", "v"]

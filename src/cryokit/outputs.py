@@ -193,8 +193,27 @@ def guarded_dir(outdir: str | os.PathLike, command: str, *,
     again under the lock; a refused run never touches the file system)."""
     check_output_dir(outdir, command, inputs=inputs, overwrite=overwrite, resume=resume)
     with output_lock(outdir):
-        yield check_output_dir(outdir, command, inputs=inputs, overwrite=overwrite,
-                               resume=resume)
+        marker = check_output_dir(outdir, command, inputs=inputs, overwrite=overwrite,
+                                  resume=resume)
+        remove_scratch(outdir)
+        yield marker
+
+
+def remove_scratch(outdir: str | os.PathLike) -> int:
+    """Remove what killed runs on ``outdir`` left beside it (staging, swap and scratch
+    folders, all hidden and named after it); call it only while holding its lock."""
+    import shutil
+
+    out = Path(outdir).absolute()
+    n = 0
+    if not out.parent.is_dir():
+        return 0
+    for kind in ("tmp", "old", "cryokit-scratch"):
+        for p in out.parent.glob(f".{out.name}.{kind}-*"):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+                n += 1
+    return n
 
 
 @contextlib.contextmanager

@@ -185,9 +185,7 @@ def make_dem_change(ref: str, tba: str, outdir: str, *, ref_date: str, tba_date:
     out = Path(outdir).absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     # Block outputs go to scratch files beside OUTDIR (workers elsewhere must see them),
-    # named after it so that a run can clear what a killed run on the same OUTDIR left.
-    for old in out.parent.glob(f".{out.name}.cryokit-scratch-*"):
-        shutil.rmtree(old, ignore_errors=True)
+    # named after it so that the next locked run on OUTDIR clears what a killed one left.
     scratch = tempfile.mkdtemp(prefix=f".{out.name}.cryokit-scratch-", dir=out.parent)
     try:
         return _make(ref, tba, outdir, d_ref, d_tba, glaciers, stable_mask, options, grid,

@@ -61,6 +61,11 @@ def make_reference(inp, out, *, pid: str | None = None, point: tuple[float, floa
             raise UserError("no point inside the polygon(s)", area)
         desc = {"type": "median of points inside area", "area": os.path.basename(str(area))}
     refser = ref.reference_series(pts.disp, mask)
+    gaps = np.flatnonzero(~np.isfinite(refser))
+    if gaps.size:
+        raise UserError(f"the reference has no displacement at {gaps.size} of {refser.size} dates "
+                        f"(first {pts.dates[gaps[0]]}); every series would lose them: choose a "
+                        "point with a complete series, or an area (--point/--radius, --area)", inp)
     new = ref.rereference(pts.disp, refser)
     # velocity of the reference series: the EGMS mean-velocity model, fitted on its valid dates
     vref = seasonal_model(pts.years(), refser)[1] if np.isfinite(refser).sum() > 4 else np.nan

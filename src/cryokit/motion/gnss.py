@@ -86,6 +86,12 @@ def read_tenv(path: str | os.PathLike) -> GnssSeries:
         bad = pd.to_numeric(df.iloc[:, 2:13].stack(), errors="coerce").isna()
         line = int(bad[bad].index[0][0]) + 1
         raise UserError(f"line {line}: non-numeric value in a numeric column", p) from None
+    inf = np.isinf(num.to_numpy())
+    if inf.any():
+        r, c = np.argwhere(inf)[0]
+        raise UserError(f"line {int(r) + 1}, column {num.columns[c]}: infinite value", p)
+    if not len(num):
+        raise UserError("holds no observation", p)
     stations = df["station"].unique()
     if len(stations) != 1:
         raise UserError(f"holds {len(stations)} stations ({', '.join(map(str, stations[:5]))}); "
@@ -119,10 +125,12 @@ def read_station_csv(path: str | os.PathLike, need_velocity: bool = False) -> pd
     num = [c for c in ("lon", "lat", "ve", "vn", "vu", "sve", "svn", "svu") if c in df.columns]
     for c in num:
         v = pd.to_numeric(df[c], errors="coerce")
-        if v.isna().any():
-            raise UserError(f"column {c}, line {int(np.flatnonzero(v.isna())[0]) + 2}: "
-                            "not a number", p)
+        if v.isna().any() or np.isinf(v).any():
+            raise UserError(f"column {c}, line {int(np.flatnonzero(~np.isfinite(v))[0]) + 2}: "
+                            "not a finite number", p)
         df[c] = v.astype(np.float64)
+    if df.empty:
+        raise UserError("holds a header but no station", p)
     if ((df["lat"].abs() > 90) | (df["lon"].abs() > 360)).any():
         raise UserError("lon/lat out of range (degrees expected)", p)
     df["station"] = df["station"].astype(str).str.strip()
