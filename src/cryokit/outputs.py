@@ -195,7 +195,13 @@ def guarded_dir(outdir: str | os.PathLike, command: str, *,
     with output_lock(outdir):
         marker = check_output_dir(outdir, command, inputs=inputs, overwrite=overwrite,
                                   resume=resume)
-        remove_scratch(outdir)
+        n = remove_scratch(outdir)
+        from .console import info
+
+        info(f"output folder {outdir}: " + ("new" if marker is None else
+             "resuming the earlier output" if resume and not overwrite else
+             "replacing the earlier output") + (f"; cleared {n} folder(s) a killed run left"
+                                                if n else ""))
         yield marker
 
 
@@ -223,6 +229,9 @@ def guarded_file(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike 
     check_output_file(path, inputs=inputs, overwrite=overwrite, beside=beside)
     with output_lock(path):
         check_output_file(path, inputs=inputs, overwrite=overwrite, beside=beside)
+        from .console import info
+
+        info(f"output file {path}" + (" (replacing it)" if Path(path).exists() else ""))
         yield
 
 

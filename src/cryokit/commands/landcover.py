@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+import numpy as np
+
 from ..errors import UserError
 from ..outputs import guarded_file
 from . import overwrite_option, positive, summary
@@ -62,6 +64,11 @@ def features(
     """
     from ..landcover.features import FeatureOptions, plan_features, write_features
 
+    positive("--block", block)
+    positive("--workers", workers)
+    if not np.isfinite(scale) or scale == 0 or not np.isfinite(offset):
+        raise UserError(f"--scale must be a finite non-zero number and --offset finite, got "
+                        f"{scale}, {offset}")
     if sar_units not in ("auto", "db", "linear"):
         raise UserError(f"--sar-units must be auto, db or linear, got {sar_units!r}")
     if resampling not in ("nearest", "bilinear", "cubic", "average"):

@@ -27,6 +27,8 @@ def make_reference(inp, out, *, pid: str | None = None, point: tuple[float, floa
     given = sum(x is not None for x in (pid, point, area))
     if given != 1:
         raise UserError("give exactly one of --pid, --point (with --radius) or --area")
+    if radius is not None and point is None:
+        raise UserError("--radius goes with --point (it would be ignored)")
     pts = load_points(inp)
     x, y = xy(pts, inp)
     pids = pts.attrs["pid"].astype(str).to_numpy()

@@ -103,6 +103,10 @@ class TrackParams:
             raise ValueError(f"search must be >= 1, got {self.search}")
         if self.prefilter not in filters.PREFILTERS:
             raise ValueError(f"prefilter must be one of {filters.PREFILTERS}, got {self.prefilter!r}")
+        if not 0 <= self.max_nodata < 1:
+            raise ValueError(f"max_nodata must be in [0, 1), got {self.max_nodata}")
+        if not (self.min_snr >= 0 and np.isfinite(self.min_snr)):
+            raise ValueError(f"min_snr must be a finite number >= 0, got {self.min_snr}")
         if self.matcher not in correlate.MATCHERS:
             raise ValueError(f"matcher must be one of {correlate.MATCHERS}, got {self.matcher!r}")
 
