@@ -352,3 +352,18 @@ def test_leftovers_of_a_killed_run_are_cleared_by_the_next(pair, tmp_path):
     (tmp_path / ".other.tmp-xyz").mkdir()            # another output's: not ours to clear
     assert _velocity(pair, out) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.tmp-xyz", "v"]
+
+
+def test_plot_file_name_from_a_pid_stays_in_the_folder(tmp_path):
+    rows = ["pid,latitude,longitude,easting,northing,mean_velocity," + ",".join(
+        f"2020{m:02d}01" for m in range(1, 9))]
+    for i, pid in enumerate(["../../evil", "ok"]):
+        rows.append(f"{pid},{38.7 + i / 100},{13.1 + i / 100},{4530000 + i},{1720000 + i},0.5,"
+                    + ",".join(str(v / 10) for v in range(8)))
+    src = tmp_path / "pts.csv"
+    src.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "plots"
+    assert main(["-q", "egms", "plot", str(src), "--pid", "../../evil", "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"timeseries_{safe_name('../../evil')}.png",
+                                                     "velocity_map.png"]
+    assert not (tmp_path.parent / "evil.png").exists()

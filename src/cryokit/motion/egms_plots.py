@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..outputs import safe_name
 from . import plots
 from .egms_io import load_points, numeric_column, xy
 
@@ -33,7 +34,7 @@ def make_plots(inp, pid: str, outdir) -> dict:
     outdir.mkdir(parents=True, exist_ok=True)
     m = plots.velocity_map(outdir / "velocity_map.png", x, y, v, title=f"{pts.name}",
                            label=label, highlight=(x[k], y[k]))
-    ts = plots.timeseries_plot(outdir / f"timeseries_{pid}.png", pts.dates, pts.disp[k],
+    ts = plots.timeseries_plot(outdir / f"timeseries_{safe_name(pid, 'pid')}.png", pts.dates, pts.disp[k],
                                title=f"{pts.name}: point {pid}",
                                label=label.replace("mean ", "").replace("velocity (mm/yr)",
                                                                       "displacement (mm)"))
