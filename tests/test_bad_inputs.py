@@ -283,8 +283,16 @@ def test_every_command_is_in_the_matrix():
 
     covered = {" ".join(a for a in c[1](_FakeInputs()) if not a.startswith("/")
                         and not a.startswith("-"))[:40] for c in CASES}
-    for cmd in commands(typer.main.get_command(app)):
+    root = typer.main.get_command(app)
+    for cmd in commands(root):
         assert any(c.startswith(cmd) for c in covered), f"no bad-input case for '{cmd}'"
+        node = root
+        for part in cmd.split():
+            node = node.commands[part]
+        outs = [p for p in node.params if "-o" in getattr(p, "opts", [])]
+        assert outs and "--output" in outs[0].opts, f"'{cmd}': -o is not --output"
+        assert any("--overwrite" in getattr(p, "opts", []) for p in node.params) or \
+            cmd == "demo", f"'{cmd}' has no --overwrite"
 
 
 class _FakeInputs(dict):

@@ -48,7 +48,7 @@ def _velocity_summary(rep: dict, outdir: str) -> None:
 def velocity(
     ref: Path = typer.Argument(..., help="Reference (earlier) image: any GDAL raster, band 1."),
     sec: Path = typer.Argument(..., help="Secondary (later) image, on REF's grid unless --resample."),
-    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder: new, empty, or an earlier velocity output (with --overwrite)."),
+    outdir: Path = typer.Option(..., "-o", "--output", "--outdir", help="Output folder: new, empty, or an earlier velocity output (with --overwrite)."),
     dates: Optional[tuple[str, str]] = typer.Option(
         None, "--dates", metavar="D1 D2",
         help="Acquisition dates YYYY-MM-DD of REF and SEC. Default: from metadata tags or file "
@@ -125,7 +125,7 @@ def velocity(
 @app.command("sar-velocity")
 def sar_velocity(
     images: list[Path] = typer.Argument(..., help="SAR amplitude images (GeoTIFF, one date each, on one grid). Dates from Sentinel-1 style or YYYYMMDD / YYYY-MM-DD file names, else DATE tags."),
-    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder: new, empty, or an earlier sar-velocity output, in which a re-run resumes."),
+    outdir: Path = typer.Option(..., "-o", "--output", "--outdir", help="Output folder: new, empty, or an earlier sar-velocity output, in which a re-run resumes."),
     dem: Path = typer.Option(..., "--dem", help="DEM (metres) covering the images, any CRS; heights at nodes model the terrain offset."),
     stable_mask: Optional[Path] = typer.Option(None, "--stable-mask", help="Stable ground (polygons or raster) where the orbit/terrain model is fitted. Default: all nodes, moving ice trimmed as outliers."),
     heading: Optional[float] = typer.Option(None, "--heading", help="Track heading, degrees clockwise from north, for map-projected images (S1 ascending about -12, descending about -168). Default: radar geometry, x = range, y = azimuth."),
@@ -188,7 +188,7 @@ def sar_velocity(
 
 @app.command()
 def demo(
-    outdir: Path = typer.Option(Path("cryokit-demo"), "-o", "--outdir", help="Where the demo writes its inputs and products."),
+    outdir: Path = typer.Option(Path("cryokit-demo"), "-o", "--output", "--outdir", help="Where the demo writes its inputs and products."),
     size: int = typer.Option(768, help="Synthetic scene size in pixels (square)."),
     seed: int = typer.Option(0, help="Random seed of the synthetic scene."),
 ):

@@ -14,7 +14,7 @@ from . import overwrite_option, positive, summary
 def dem_change(
     ref: Path = typer.Argument(..., help="Reference DEM (metres; any GDAL raster, projected CRS)."),
     tba: Path = typer.Argument(..., help="DEM to be aligned (other date/source/resolution/CRS)."),
-    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder: new, empty, or an earlier dem-change output (with --overwrite)."),
+    outdir: Path = typer.Option(..., "-o", "--output", "--outdir", help="Output folder: new, empty, or an earlier dem-change output (with --overwrite)."),
     ref_date: str = typer.Option(..., "--ref-date", help="Date of REF (YYYY-MM-DD)."),
     tba_date: str = typer.Option(..., "--tba-date", help="Date of TBA (YYYY-MM-DD)."),
     glaciers: Optional[Path] = typer.Option(None, "--glaciers", help="Glacier outlines (any OGR vector format); stable terrain is the rest unless --stable-mask."),

@@ -17,7 +17,7 @@ from .egms import egms_app
 @egms_app.command("reference")
 def reference(
     inp: Path = typer.Argument(..., metavar="INPUT", help="EGMS burst or tile (.zip or .csv, any release naming)."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output: .zip/.csv (EGMS format, reference in the XML header), .parquet or .gpkg; a JSON report is written beside it (same name, .json)."),
+    out: Path = typer.Option(..., "-o", "--output", "--out", help="Output: .zip/.csv (EGMS format, reference in the XML header), .parquet or .gpkg; a JSON report is written beside it (same name, .json)."),
     pid: Optional[str] = typer.Option(None, "--pid", help="Reference point: this pid's series."),
     point: Optional[tuple[float, float]] = typer.Option(None, "--point", metavar="LON LAT", help="Reference area centre in degrees (WGS84); with --radius."),
     radius: Optional[float] = typer.Option(None, "--radius", help="Radius (m) around --point; the reference is the per-date median of the points inside."),
@@ -48,7 +48,7 @@ def reference(
 def calibrate(
     inp: Path = typer.Argument(..., metavar="INPUT", help="EGMS burst (.zip or .csv)."),
     gnss_files: list[Path] = typer.Option(..., "--gnss", help="GNSS input, repeatable: NGL .tenv series (velocity fitted: linear + annual + semi-annual, outliers trimmed) or a CSV station,lon,lat,ve,vn,vu[,sve,svn,svu] in mm/yr."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output: .zip/.csv (EGMS), .parquet or .gpkg; report (per-station residuals) as OUT.json."),
+    out: Path = typer.Option(..., "-o", "--output", "--out", help="Output: .zip/.csv (EGMS), .parquet or .gpkg; report (per-station residuals) as OUT.json."),
     stations: Optional[Path] = typer.Option(None, "--stations", help="CSV station,lon,lat (degrees): coordinates for .tenv files, which carry none."),
     plate_model: str = typer.Option("eurasia", "--plate-model", help="Plate motion removed from the GNSS horizontal velocities: eurasia (ITRF2014 Euler pole, Altamimi et al. 2017: ETRF-like) | none (velocities already plate-fixed)."),
     model: str = typer.Option("offset", "--model", help="Correction fitted to GNSS-minus-InSAR residuals: offset | plane (needs 3+ stations)."),
@@ -89,7 +89,7 @@ def calibrate(
 @egms_app.command("ortho")
 def ortho_cmd(
     inputs: list[Path] = typer.Argument(..., metavar="ASC... DESC...", help="Calibrated (L2b) bursts, ascending and descending, any order (geometry from los_east)."),
-    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder: new, empty, or an earlier egms ortho output (with --overwrite)."),
+    outdir: Path = typer.Option(..., "-o", "--output", "--outdir", help="Output folder: new, empty, or an earlier egms ortho output (with --overwrite)."),
     north_velocity: Optional[str] = typer.Option(None, "--north-velocity", help="North velocity model (mm/yr): a number, a CSV station,lon,lat,vn (inverse-distance interpolated) or a raster. Default 0 (stated in the outputs)."),
     step_days: int = typer.Option(6, "--step-days", help="Regular time grid step (days)."),
     max_gap: float = typer.Option(90.0, "--max-gap", help="Longest gap (days) bridged by interpolation."),
@@ -134,7 +134,7 @@ def ortho_cmd(
 def compare(
     old: Path = typer.Argument(..., help="Earlier release of the burst (.zip or .csv, any naming)."),
     new: Path = typer.Argument(..., help="Later release of the same burst."),
-    out: Path = typer.Option(..., "-o", "--out", help="Per-point differences (.csv or .parquet); statistics as OUT.json."),
+    out: Path = typer.Option(..., "-o", "--output", "--out", help="Per-point differences (.csv or .parquet); statistics as OUT.json."),
     max_distance: float = typer.Option(5.0, "--max-distance", help="Points whose pid is in one release only are matched to the nearest unmatched point within this distance (m)."),
     overwrite: bool = overwrite_option(),
 ):
@@ -163,7 +163,7 @@ def compare(
 def plot(
     inp: Path = typer.Argument(..., metavar="INPUT", help="EGMS burst or tile (.zip or .csv)."),
     pid: str = typer.Option(..., "--pid", help="Point whose time series is drawn (circled on the map)."),
-    outdir: Path = typer.Option(..., "-o", "--outdir", help="Directory for velocity_map.png and timeseries_PID.png."),
+    outdir: Path = typer.Option(..., "-o", "--output", "--outdir", help="Directory for velocity_map.png and timeseries_PID.png."),
     overwrite: bool = overwrite_option(),
 ):
     """Velocity map (diverging colours, symmetric limits) and one point's series with its fit."""

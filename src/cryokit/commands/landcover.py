@@ -32,7 +32,7 @@ def _split(text: Optional[str]) -> Optional[tuple[str, ...]]:
 @landcover_app.command("features")
 def features(
     inputs: list[Path] = typer.Argument(..., help="Optical rasters (one or many dates; single- or multi-band). The first one's grid is the output grid; the others are resampled to it."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output feature stack (float32 cloud-optimised GeoTIFF, nodata NaN)."),
+    out: Path = typer.Option(..., "-o", "--output", "--out", help="Output feature stack (float32 cloud-optimised GeoTIFF, nodata NaN)."),
     bands: Optional[str] = typer.Option(None, "--bands", help="Comma-separated names for every input band, in order (e.g. B1,B2,B3,B4,B5,B7 or blue,green,red,nir,swir1,swir2; a YYYY-MM-DD_ prefix sets the date). Default: band descriptions (YYYY-MM-DD_B04, B04, red), else a _Bn file-name suffix."),
     sensor: Optional[str] = typer.Option(None, "--sensor", help="Meaning of Bn band numbers: sentinel2 | landsat8 | landsat9 | landsat7 | landsat5. Default: sentinel2 for zero-padded names (B04, B8A); required for B4-style names."),
     indices: Optional[str] = typer.Option(None, "--indices", help="Comma-separated indices among NDVI, NDWI, NDSI, NBR, NDBI, SAVI, or 'none'. Default: all the band roles allow."),
@@ -114,7 +114,7 @@ def features(
 def assess(
     map_path: Path = typer.Argument(..., metavar="MAP", help="Class map (band 1 = integer class codes, 0/nodata = unmapped)."),
     reference: Path = typer.Option(..., "--reference", help="Reference labels: a wall-to-wall or sparse label raster (resampled nearest), or points/polygons in any OGR format (reprojected)."),
-    out: Path = typer.Option(..., "-o", "--out", help="Report (JSON). The confusion-matrix figure is written beside it (same name, .png)."),
+    out: Path = typer.Option(..., "-o", "--output", "--out", help="Report (JSON). The confusion-matrix figure is written beside it (same name, .png)."),
     column: Optional[str] = typer.Option(None, "--label-column", help="Label column of a vector reference (default: class, code, label... whichever exists). Names are matched to the legend's class names."),
     legend_file: Optional[Path] = typer.Option(None, "--legend", help="Legend (JSON or CSV code,name,colour) naming the classes; default: the legend embedded in MAP."),
     all_touched: bool = typer.Option(False, "--all-touched", help="Reference polygons label every pixel they touch (default: pixels whose centre is inside)."),

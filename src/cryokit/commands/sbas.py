@@ -14,7 +14,7 @@ from . import overwrite_option, positive, summary
 
 def sbas(
     ifgs: list[Path] = typer.Argument(..., help="Unwrapped interferograms: GeoTIFFs in radians on one grid (dates from FIRST_DATE/SECOND_DATE tags or *_YYYYMMDD-YYYYMMDD_* names; nodata and 0 = no data; coherence files *cc*/*coh* with the same dates beside them are found), or one HDF5 file with igram (n_ifg, rows, cols), Jmat (+1/-1 per ifg) and dates."),
-    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder: new, empty, or an earlier sbas output (with --overwrite)."),
+    outdir: Path = typer.Option(..., "-o", "--output", "--outdir", help="Output folder: new, empty, or an earlier sbas output (with --overwrite)."),
     wavelength: Optional[float] = typer.Option(None, "--wavelength", help="Radar wavelength in metres [default: WAVELENGTH_METRES tag, else Sentinel-1 0.05546576]."),
     weight: str = typer.Option("none", "--weight", help="Weights of the interferograms from the coherence files, as MintPy's weight_func: none (ordinary least squares) | fim (= coherence): Fisher information 2Lγ²/(1-γ²) | coh: γ | var: 1 / phase variance of a distributed scatterer with --looks looks (Tough et al. 1995)."),
     looks: float = typer.Option(1.0, "--looks", help="Independent looks L of the coherence estimate (MintPy: NCORRLOOKS, or range x azimuth looks / 1.94 for Sentinel-1 IW), rounded, 1 to 80; changes the solution only with --weight var."),
