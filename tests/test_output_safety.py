@@ -367,3 +367,16 @@ def test_plot_file_name_from_a_pid_stays_in_the_folder(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [f"timeseries_{safe_name('../../evil')}.png",
                                                      "velocity_map.png"]
     assert not (tmp_path.parent / "evil.png").exists()
+
+
+def test_temporary_of_a_killed_file_write_is_cleared(tmp_path):
+    from cryokit.outputs import guarded_file
+
+    out = tmp_path / "points.parquet"
+    left = tmp_path / ".points.k3j2h1.tmp.parquet"    # atomic_file's name while writing
+    left.write_bytes(b"half")
+    other = tmp_path / ".other.x.tmp.parquet"
+    other.write_bytes(b"not ours")
+    with guarded_file(out):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.x.tmp.parquet"]

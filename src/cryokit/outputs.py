@@ -229,6 +229,11 @@ def guarded_file(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike 
     check_output_file(path, inputs=inputs, overwrite=overwrite, beside=beside)
     with output_lock(path):
         check_output_file(path, inputs=inputs, overwrite=overwrite, beside=beside)
+        for p in (path, *beside):   # temporaries of atomic_file that a killed run left
+            p = Path(p).absolute()
+            for tmp in p.parent.glob(f".{p.stem}.*.tmp{p.suffix}"):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
         from .console import info
 
         info(f"output file {path}" + (" (replacing it)" if Path(path).exists() else ""))
