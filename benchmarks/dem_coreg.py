@@ -74,7 +74,7 @@ def _nmad(v):
 
 def _run_cryokit(case, ref, tba, stable, tr, crs, variant="default"):
     from cryokit.elevation import CurvatureBias, NuthKaab
-    from cryokit.elevation.terrain import principal_curvatures
+    from cryokit.core.terrain import principal_curvatures
     if case == "shift":
         nk = NuthKaab()
         out = nk.fit_apply(ref, tba, stable, tr)

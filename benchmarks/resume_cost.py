@@ -31,7 +31,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def digest_rate(paths: list[str]) -> tuple[float, float]:
-    from cryokit.outputs import file_digest
+    from cryokit.core.outputs import file_digest
 
     size = sum(os.path.getsize(p) for p in paths)
     t = time.perf_counter()

@@ -48,7 +48,7 @@ def run_mode(files: dict, out: Path, heading: float, extra: list[str]) -> dict:
 
 
 def ice_rmse(series, out: Path, rep: dict, step: int, chip: int) -> float:
-    from cryokit.raster import read_band
+    from cryokit.core.raster import read_band
     from cryokit.velocity.accuracy import mask_at_nodes, truth_at_nodes
 
     errs = []

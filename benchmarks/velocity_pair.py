@@ -219,8 +219,8 @@ def case_yahtse(data: Path, reps: int, warmup: bool, log) -> list[dict]:
     import rasterio
     from affine import Affine
 
-    from cryokit.raster import Grid
-    from cryokit.vector import load_mask
+    from cryokit.core.raster import Grid
+    from cryokit.core.vector import load_mask
     from cryokit.velocity.product import VelocityOptions, make_velocity
     from cryokit.velocity.track import TrackParams, node_shape, track_pair
 

@@ -17,7 +17,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from cryokit import cli
-from cryokit.raster import Grid, TiledWriter, write_cog
+from cryokit.core.raster import Grid, TiledWriter, write_cog
 
 from test_dem_change import SHIFT, write_case
 

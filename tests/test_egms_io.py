@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from conftest import shared_path
 from cryokit.cli import main
-from cryokit.errors import UserError
+from cryokit.core.errors import UserError
 from cryokit.motion.egms import (EgmsPoints, iter_egms, parse_header, read_egms, to_geodataframe,
                                  write_egms, write_geoparquet, write_gpkg)
 

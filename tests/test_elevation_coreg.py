@@ -17,7 +17,7 @@ from conftest import shared_path
 from cryokit.elevation import (CoregPipeline, CurvatureBias, Deramp, NuthKaab, VerticalShift,
                                dh_stats, max_curvature, translate)
 from cryokit.elevation.coreg import nmad
-from cryokit.elevation.terrain import principal_curvatures
+from cryokit.core.terrain import principal_curvatures
 
 
 @pytest.fixture(scope="module")

@@ -85,7 +85,7 @@ def test_real_tenv_velocities_etrf():
 
 
 def test_tenv_errors(tmp_path):
-    from cryokit.errors import UserError
+    from cryokit.core.errors import UserError
     bad = tmp_path / "BAD.tenv"
     bad.write_text("BAD 07JUN06 2007.4278 54257 1430 3 0.0 0.0 0.0 0.0 0.001 0.001 0.002 0 0 0\n"
                    "BAD 07JUN07 2007.4305 x 1430 4 0.0 0.0 0.0 0.0 0.001 0.001 0.002 0 0 0\n")

@@ -11,10 +11,10 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from cryokit.cli import main
-from cryokit.landcover.accuracy import (accuracy_metrics, area_adjusted, assess_map,
-                                        blocked_folds, confusion_matrix)
+from cryokit.landcover.accuracy import (accuracy_metrics, area_adjusted, assess_map, blocked_folds,
+                                        confusion_matrix)
 from cryokit.landcover.legend import Legend
-from cryokit.raster import Grid, read_band, read_grid, write_cog
+from cryokit.core.raster import Grid, read_band, read_grid, write_cog
 
 from conftest import shared_path
 

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 
-from cryokit.errors import UserError
+from cryokit.core.errors import UserError
 from cryokit.cli import main
-from cryokit.landcover.classify import GlobalClassifier, LocalClassifier, class_weights, model_proba
+from cryokit.landcover.classify import (GlobalClassifier, LocalClassifier, class_weights,
+                                        model_proba)
 from cryokit.landcover.forest import compile_forest
 from cryokit.landcover.legend import CALC2020
 from cryokit.landcover.model_io import TrainedModel, load_model, save_model

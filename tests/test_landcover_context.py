@@ -8,9 +8,9 @@ import pytest
 import rasterio
 
 from cryokit.cli import main
-from cryokit.errors import UserError
-from cryokit.landcover.context import (add_context, check_sizes, context_features,
-                                       context_names, halo)
+from cryokit.core.errors import UserError
+from cryokit.landcover.context import (add_context, check_sizes, context_features, context_names,
+                                       halo)
 from cryokit.landcover.features import FeatureOptions, plan_features, write_features
 
 from conftest import shared_path

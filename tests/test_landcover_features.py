@@ -8,12 +8,12 @@ import pytest
 import rasterio
 
 from cryokit.cli import main
-from cryokit.elevation.terrain import aspect, slope
-from cryokit.errors import UserError
+from cryokit.core.terrain import aspect, slope
+from cryokit.core.errors import UserError
 from cryokit.landcover.features import (FeatureOptions, band_role, nan_quantiles, plan_features,
                                         sar_features, spectral_indices, temporal_stats,
                                         write_features)
-from cryokit.raster import read_grid, write_cog
+from cryokit.core.raster import read_grid, write_cog
 
 from conftest import shared_path
 

@@ -19,10 +19,10 @@ import pytest
 import rasterio
 
 from cryokit.cli import main
-from cryokit.errors import UserError
-from cryokit.outputs import MARKER, check_output_dir, output_lock, read_marker, safe_name
+from cryokit.core.errors import UserError
+from cryokit.core.outputs import MARKER, check_output_dir, output_lock, read_marker, safe_name
 from cryokit.synthetic import make_glacier_pair, make_sar_series, write_sar_series
-from cryokit.raster import write_cog
+from cryokit.core.raster import write_cog
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_output_of_another_command_is_refused(pair, tmp_path, capsys):
 
 
 def test_staging_never_swaps_out_a_foreign_folder(tmp_path):
-    from cryokit.atomic import staged_dir
+    from cryokit.core.atomic import staged_dir
 
     out = tmp_path / "x"
     out.mkdir()
@@ -370,7 +370,7 @@ def test_plot_file_name_from_a_pid_stays_in_the_folder(tmp_path):
 
 
 def test_temporary_of_a_killed_file_write_is_cleared(tmp_path):
-    from cryokit.outputs import guarded_file
+    from cryokit.core.outputs import guarded_file
 
     out = tmp_path / "points.parquet"
     left = tmp_path / ".points.k3j2h1.tmp.parquet"    # atomic_file's name while writing

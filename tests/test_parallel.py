@@ -15,8 +15,8 @@ import time
 import numpy as np
 import pytest
 
-from cryokit.errors import UserError
-from cryokit.parallel import TaskFailure, run_tasks, split_range, tiles
+from cryokit.core.errors import UserError
+from cryokit.core.parallel import TaskFailure, run_tasks, split_range, tiles
 
 # Integers keep np.dot exact whatever BLAS threading each process uses.
 IMAGE = np.random.default_rng(0).integers(-50, 50, size=(60, 70))
@@ -59,7 +59,7 @@ def test_bad_arguments():
 
 
 def test_serial_does_not_import_dask():
-    code = ("import sys; from cryokit.parallel import run_tasks; "
+    code = ("import sys; from cryokit.core.parallel import run_tasks; "
             "assert run_tasks(abs, [-1, 2], workers=1) == [1, 2]; assert 'dask' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -12,9 +12,9 @@ from affine import Affine
 from pyproj import Transformer
 from rasterio.crs import CRS
 
-from cryokit.product import (METADATA_NAME, STAC_NAME, footprint_lonlat, metadata_record,
-                             product_files, stac_item, write_records)
-from cryokit.raster import Grid, write_cog
+from cryokit.core.records import (METADATA_NAME, STAC_NAME, footprint_lonlat, metadata_record,
+                                  product_files, stac_item, write_records)
+from cryokit.core.raster import Grid, write_cog
 
 # 10 km x 8 km in UTM 33N near Ny-Alesund (Svalbard): far north, so edges are curved in lon/lat
 GRID = Grid(CRS.from_epsg(32633), Affine(20.0, 0, 430000.0, 0, -20.0, 8765000.0), 500, 400)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cryokit.quicklook import class_quicklook, raster_quicklook, vector_quicklook
+from cryokit.core.quicklook import class_quicklook, raster_quicklook, vector_quicklook
 
 EXTENT = (430000.0, 440000.0, 8757000.0, 8765000.0)  # 10 km x 8 km, north up
 
@@ -104,6 +104,6 @@ def test_class_quicklook_colours_and_legend(tmp_path):
 def test_no_pyplot_state():
     if "matplotlib.pyplot" in sys.modules:
         pytest.skip("pyplot imported by another test module")
-    import cryokit.quicklook  # noqa: F401
+    import cryokit.core.quicklook  # noqa: F401
 
     assert "matplotlib.pyplot" not in sys.modules

@@ -16,7 +16,7 @@ import pytest
 import rasterio
 
 from cryokit.cli import main
-from cryokit.raster import read_band
+from cryokit.core.raster import read_band
 from cryokit.synthetic import make_sar_series, write_sar_series
 from cryokit.velocity.accuracy import mask_at_nodes, truth_at_nodes
 from cryokit.velocity.sar import sar_params

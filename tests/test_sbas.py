@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from cryokit.errors import UserError
+from cryokit.core.errors import UserError
 from cryokit.motion import sbas
-from cryokit.motion.interferograms import (dates_from_name, read_geotiff_stack,
-                                           read_hdf5_stack, read_stack)
+from cryokit.motion.interferograms import (dates_from_name, read_geotiff_stack, read_hdf5_stack,
+                                           read_stack)
 from cryokit.motion.network import (check_network, design_matrix, pairs_from_dates,
                                     require_connected, sequential_network)
 from cryokit.synthetic.insar import make_insar_stack, write_insar_stack

@@ -139,7 +139,7 @@ def test_workers_same_as_serial(synthetic, tmp_path):
 
 
 def test_coherence_found_beside_on_another_grid_is_a_user_error(synthetic, tmp_path, capsys):
-    from cryokit.raster import Grid, write_cog
+    from cryokit.core.raster import Grid, write_cog
 
     _, paths, _ = synthetic
     folder = tmp_path / "in"

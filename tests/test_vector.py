@@ -10,9 +10,9 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from conftest import shared_path
-from cryokit.errors import UserError
-from cryokit.raster import Grid, read_grid, write_cog
-from cryokit.vector import load_mask, polygon_mask, raster_mask, read_polygons
+from cryokit.core.errors import UserError
+from cryokit.core.raster import Grid, read_grid, write_cog
+from cryokit.core.vector import load_mask, polygon_mask, raster_mask, read_polygons
 
 UTM7 = CRS.from_epsg(32607)
 YAHTSE = ("velocity", "yahtse_landsat8_2016")

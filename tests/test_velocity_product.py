@@ -10,7 +10,7 @@ from affine import Affine
 
 from conftest import shared_path
 from cryokit.cli import main
-from cryokit.raster import Grid, write_cog
+from cryokit.core.raster import Grid, write_cog
 from cryokit.synthetic import make_glacier_pair
 from cryokit.velocity.product import VelocityOptions, make_velocity
 from cryokit.velocity.track import TrackParams

@@ -2,8 +2,8 @@
 
 Product families live in sub-packages: :mod:`cryokit.velocity` (glacier velocity),
 :mod:`cryokit.elevation`, :mod:`cryokit.motion`, :mod:`cryokit.landcover`. Shared layers:
-:mod:`cryokit.raster` (grids, reading, atomic COG writing), :mod:`cryokit.vector` (masks),
-:mod:`cryokit.product` (metadata record, STAC, quick-looks), :mod:`cryokit.parallel`
+:mod:`cryokit.core.raster` (grids, reading, atomic COG writing), :mod:`cryokit.core.vector` (masks),
+:mod:`cryokit.core.records` (metadata record, STAC, quick-looks), :mod:`cryokit.core.parallel`
 (tiles, dask) and :mod:`cryokit.synthetic` (scenes with known truth).
 """
 

@@ -13,10 +13,11 @@ from typing import Optional
 import click
 import typer
 from .commands import dem, egms, egms_tools, landcover, landcover_model, sbas
-from . import __version__, console
+from . import __version__
+from .core import console
 from .commands import overwrite_option, positive, summary as _summary
-from .errors import UserError, as_user_error
-from .outputs import guarded_dir
+from .core.errors import UserError, as_user_error
+from .core.outputs import guarded_dir
 
 app = typer.Typer(
     name="cryokit", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
@@ -84,7 +85,7 @@ def velocity(
     valid fraction, timings), metadata.json, stac-item.json and quicklook.png. Rasters are
     cloud-optimised GeoTIFFs on the node grid (pixel = step x image pixel), nodata NaN.
     """
-    from .raster import read_grid
+    from .core.raster import read_grid
     from .velocity.product import VelocityOptions, make_velocity
     from .velocity.track import TrackParams
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .raster import write_cog
+from .core.raster import write_cog
 
 
 def velocity_demo(outdir: Path, size: int = 768, seed: int = 0) -> list[tuple[str, str]]:
@@ -64,7 +64,7 @@ def velocity_demo(outdir: Path, size: int = 768, seed: int = 0) -> list[tuple[st
 
 def sar_demo(outdir: Path, size: int = 512, n: int = 8, seed: int = 0) -> list[tuple[str, str]]:
     """Synthetic SAR series -> sar-velocity product -> per-pair error against the truth."""
-    from .raster import read_band
+    from .core.raster import read_band
     from .synthetic import make_sar_series, write_sar_series
     from .velocity.accuracy import mask_at_nodes, truth_at_nodes
     from .velocity.sar import sar_params
@@ -161,7 +161,7 @@ def sbas_demo(outdir: Path, seed: int = 0) -> list[tuple[str, str]]:
     truth = s.series_mm - s.series_mm[:, ref[0], ref[1]][:, None, None]
     err = pts.disp - truth[:, r, c].T
     rmse = float(np.sqrt(np.nanmean(err ** 2)))
-    from .raster import read_band
+    from .core.raster import read_band
     vt = s.velocity_mm_per_yr - s.velocity_mm_per_yr[ref]
     verr = float(np.nanmedian(np.abs(read_band(out / "velocity.tif") - vt)))
     (outdir / "sbas-truth-error.json").write_text(json.dumps(
@@ -214,7 +214,7 @@ def run_demo(outdir: str | Path, size: int = 768, seed: int = 0):
 
     ``outdir`` must be new, empty or an earlier demo output, which is replaced.
     """
-    from .outputs import check_output_dir, write_marker
+    from .core.outputs import check_output_dir, write_marker
 
     outdir = Path(outdir)
     check_output_dir(outdir, "demo", overwrite=True)

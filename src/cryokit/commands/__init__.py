@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from ..console import err, out, show_progress, state  # noqa: F401 - re-exported for commands
+from ..core.console import err, out, show_progress, state  # noqa: F401 - re-exported for commands
 
 
 def summary(title: str, rows: list[tuple[str, str]]) -> None:
@@ -35,7 +35,7 @@ def overwrite_option():
 def positive(name: str, value, *, allow_none: bool = True, minimum=1):
     """``value`` if it is at least ``minimum`` (or None when allowed), else a UserError naming
     the option: steps, chips, blocks and worker counts must be positive."""
-    from ..errors import UserError
+    from ..core.errors import UserError
 
     if value is None and allow_none:
         return None

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ..outputs import guarded_dir
+from ..core.outputs import guarded_dir
 from . import overwrite_option, positive, summary
 
 

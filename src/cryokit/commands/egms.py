@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ..outputs import guarded_file
+from ..core.outputs import guarded_file
 from . import overwrite_option, summary
 
 egms_app = typer.Typer(

@@ -8,8 +8,8 @@ from typing import Optional
 
 import typer
 
-from ..errors import UserError
-from ..outputs import guarded_dir, guarded_file, safe_name
+from ..core.errors import UserError
+from ..core.outputs import guarded_dir, guarded_file, safe_name
 from . import overwrite_option, positive, summary
 from .egms import egms_app
 

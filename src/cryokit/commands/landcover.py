@@ -9,8 +9,8 @@ import typer
 
 import numpy as np
 
-from ..errors import UserError
-from ..outputs import guarded_file
+from ..core.errors import UserError
+from ..core.outputs import guarded_file
 from . import overwrite_option, positive, summary
 
 landcover_app = typer.Typer(

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ..outputs import guarded_dir, guarded_file
+from ..core.outputs import guarded_dir, guarded_file
 from . import overwrite_option, positive, summary
 from .landcover import landcover_app
 
@@ -40,7 +40,7 @@ def train(
     """
     from ..landcover.classify import BALANCES, MODELS, PRIORS
     from ..landcover.product import TrainOptions, train_model
-    from ..errors import UserError
+    from ..core.errors import UserError
 
     if model not in MODELS:
         raise UserError(f"--model must be one of {', '.join(MODELS)}, got {model!r}")
@@ -108,7 +108,7 @@ def predict(
     With --smooth/--mmu, blocks are read with a halo of max(3 sigma, mmu) pixels so the
     map is the same for any --block.
     """
-    from ..errors import UserError
+    from ..core.errors import UserError
     from ..landcover.product import predict_map
 
     if smooth < 0:

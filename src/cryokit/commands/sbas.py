@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from ..errors import UserError
-from ..outputs import guarded_dir
+from ..core.errors import UserError
+from ..core.outputs import guarded_dir
 from . import overwrite_option, positive, summary
 
 

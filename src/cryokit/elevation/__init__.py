@@ -7,7 +7,7 @@ from cryokit.elevation.bias import CurvatureBias
 from cryokit.elevation.coreg import (Coreg, CoregPipeline, Deramp, NuthKaab, VerticalShift,
                                      translate)
 from cryokit.elevation.stats import dh_stats
-from cryokit.elevation.terrain import aspect, hillshade, max_curvature, slope
+from cryokit.core.terrain import aspect, hillshade, max_curvature, slope
 
 __all__ = ["Coreg", "CoregPipeline", "CurvatureBias", "Deramp", "NuthKaab", "VerticalShift",
            "aspect", "dh_stats", "hillshade", "max_curvature", "slope", "translate"]

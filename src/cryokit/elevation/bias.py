@@ -91,9 +91,9 @@ class CurvatureBias:
     curvature, second variable); the median per bin (bins with fewer than ``min_count``
     pixels count as 0) is interpolated bilinearly between bin centres and added to the
     curve.  Use the minimum curvature of the reference DEM
-    (:func:`cryokit.elevation.terrain.principal_curvatures`) or its elevation.
+    (:func:`cryokit.core.terrain.principal_curvatures`) or its elevation.
 
-    Use the curvature of the reference DEM (:func:`cryokit.elevation.terrain.max_curvature`,
+    Use the curvature of the reference DEM (:func:`cryokit.core.terrain.max_curvature`,
     100 m^-1) for both ``fit`` and ``predict``.
 
     ``predict`` returns the bias to ADD to TBA, i.e. the expected ``ref - tba`` at that

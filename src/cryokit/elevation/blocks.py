@@ -2,7 +2,7 @@
 
 :func:`cryokit.elevation.product.make_dem_change` fits the co-registration on the whole grid,
 then runs :func:`bias_samples` (curvature-bias fit data) and :func:`apply_block` over blocks
-of rows with :func:`cryokit.parallel.run_tasks`.  A block reads its rows of REF and TBA plus
+of rows with :func:`cryokit.core.parallel.run_tasks`.  A block reads its rows of REF and TBA plus
 ``halo`` rows on each side (context for the spline shift of Nuth & Kaab and the 5 x 5
 curvature stencil) and keeps only its own rows, so its values do not depend on how the grid
 is cut, up to float32 rounding (the spline and curvature filters subtract a typical
@@ -23,9 +23,9 @@ import numpy as np
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from ..raster import Grid, read_band, reproject_band
-from ..robust import nmad
-from . import terrain
+from ..core.raster import Grid, read_band, reproject_band
+from ..core.robust import nmad
+from ..core import terrain
 
 __all__ = ["BlockSetup", "keep", "bias_samples", "apply_block", "merge_stats", "block_spans",
            "on_grid", "geoid_on"]

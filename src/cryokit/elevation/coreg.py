@@ -25,8 +25,8 @@ import numpy as np
 from affine import Affine
 from scipy import ndimage
 
-from ..robust import nmad
-from .terrain import horn_gradient_at
+from ..core.robust import nmad
+from ..core.terrain import horn_gradient_at
 
 __all__ = ["Coreg", "VerticalShift", "Deramp", "NuthKaab", "CoregPipeline", "translate",
            "nmad"]

@@ -6,8 +6,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..quicklook import save_figure
-from . import terrain
+from ..core.quicklook import save_figure
+from ..core import terrain
 
 
 def histograms(path, before: np.ndarray, after: np.ndarray, st: dict) -> None:

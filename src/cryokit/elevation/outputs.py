@@ -10,11 +10,11 @@ import os
 
 import numpy as np
 
-from ..atomic import staged_dir
-from ..product import write_json, write_records
-from ..quicklook import raster_quicklook
-from ..raster import TiledWriter
-from . import terrain
+from ..core.atomic import staged_dir
+from ..core.records import write_json, write_records
+from ..core.quicklook import raster_quicklook
+from ..core.raster import TiledWriter
+from ..core import terrain
 from .tables import fill_block, glacier_table
 
 

@@ -8,7 +8,7 @@ anything is written; outputs are staged and moved into OUTDIR when complete.
 
 Memory: the co-registration is fitted on the whole grid (REF, TBA and the stable mask in
 float32/bool, plus the spline of TBA); everything after that runs by blocks of rows
-(``block_rows``) through :func:`cryokit.parallel.run_tasks`, serially or on dask workers:
+(``block_rows``) through :func:`cryokit.core.parallel.run_tasks`, serially or on dask workers:
 (1) samples of stable dh and curvature for the curvature-bias fit, (2) correction,
 differencing and statistics, whose dh and aligned TBA go to scratch files, (3) hypsometric
 void filling from band medians of all blocks and windowed writing of the rasters.
@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..dates import parse_date
-from ..errors import UserError
-from .. import parallel
-from ..parallel import run_tasks
-from ..raster import Grid, read_grid
+from ..core.dates import parse_date
+from ..core.errors import UserError
+from ..core import parallel
+from ..core.parallel import run_tasks
+from ..core.raster import Grid, read_grid
 from . import bias, blocks, coreg, uncertainty
 from .outputs import write_outputs
 from .tables import ICE_DENSITY, ICE_DENSITY_ERR, hypsometric_tables
@@ -205,7 +205,7 @@ def _fit(ref, tba, glaciers, stable_mask, options, grid, g_ref, g_tba, scratch):
         glacier_px = labels > 0
         del labels
     if stable_mask:
-        from ..vector import load_mask
+        from ..core.vector import load_mask
         stable = load_mask(stable_mask, grid)
     elif glaciers:
         stable = ~glacier_px

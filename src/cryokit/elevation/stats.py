@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..robust import nmad
+from ..core.robust import nmad
 
 __all__ = ["dh_stats"]
 

@@ -225,7 +225,7 @@ def _tally(map_path: str, grid, ref: np.ndarray, block: int):
     """Mapped area per code and the (map, reference) pairs, reading the map window by window."""
     from rasterio.windows import Window
 
-    from ..raster import open_raster
+    from ..core.raster import open_raster
 
     areas = np.zeros(256)
     counts = np.zeros(256, np.int64)
@@ -254,7 +254,7 @@ def _tally(map_path: str, grid, ref: np.ndarray, block: int):
 
 
 def _user_error(msg, path):
-    from ..errors import UserError
+    from ..core.errors import UserError
 
     return UserError(msg, path)
 
@@ -298,9 +298,9 @@ def assess_map(map_path: str | os.PathLike, reference: str | os.PathLike,
     >>> rep["overall_accuracy"]                                    # doctest: +SKIP
     0.54
     """
-    from ..errors import UserError
-    from ..product import write_json
-    from ..raster import read_grid
+    from ..core.errors import UserError
+    from ..core.records import write_json
+    from ..core.raster import read_grid
     from .labels import read_labels
     from .legend import read_raster_legend
 
@@ -392,7 +392,7 @@ def confusion_figure(matrix: np.ndarray, names: Sequence[str], path: str | os.Pa
     """
     from matplotlib.figure import Figure
 
-    from ..quicklook import save_figure
+    from ..core.quicklook import save_figure
 
     mat = np.asarray(matrix)
     k = len(names)

@@ -16,9 +16,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..dates import date_from_name
-from ..errors import UserError, require_file
-from ..raster import Grid, open_raster
+from ..core.dates import date_from_name
+from ..core.errors import UserError, require_file
+from ..core.raster import Grid, open_raster
 from .context import check_sizes, context_names
 from .spectral import (INDEX_NAMES, NORMALISED_DIFFERENCES, SAVI_L, SENSOR_BANDS,
                        available_indices, band_role)
@@ -102,7 +102,7 @@ def _parse_name(text: str) -> tuple[str, str]:
 
 
 def _file_date(path: str) -> str:
-    """``YYYY-MM-DD`` from the file name (:func:`cryokit.dates.date_from_name`), else ``""``."""
+    """``YYYY-MM-DD`` from the file name (:func:`cryokit.core.dates.date_from_name`), else ``""``."""
     d = date_from_name(path)
     return d.isoformat() if d else ""
 

@@ -22,8 +22,8 @@ from rasterio.enums import Resampling
 from rasterio.warp import reproject
 from rasterio.windows import Window
 
-from ..atomic import atomic_file
-from ..raster import Grid, open_raster
+from ..core.atomic import atomic_file
+from ..core.raster import Grid, open_raster
 from .context import context_features
 from .context import halo as context_halo
 from .feature_plan import BandRef, FeatureOptions, FeaturePlan, band_role, plan_features
@@ -156,7 +156,7 @@ def write_features(plan: FeaturePlan, out: str | os.PathLike, *, workers: int | 
     --------
     >>> write_features(plan_features(["s2.tif"]), "features.tif")  # doctest: +SKIP
     """
-    from ..parallel import run_tasks, tiles
+    from ..core.parallel import run_tasks, tiles
 
     grid, n = plan.grid, len(plan.names)
     block = max(16, int(plan.options.block))

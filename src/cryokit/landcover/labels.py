@@ -21,8 +21,8 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.features import rasterize
 
-from ..errors import UserError, require_file
-from ..raster import Grid, open_raster, read_band, reproject_band
+from ..core.errors import UserError, require_file
+from ..core.raster import Grid, open_raster, read_band, reproject_band
 from .legend import CALC2020, Legend
 
 #: Columns tried, in order, when no label column is named (compared lower-case).

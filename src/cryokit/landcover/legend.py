@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..errors import UserError, require_file
+from ..core.errors import UserError, require_file
 
 #: Dataset tag of a GeoTIFF that holds the legend as JSON (see :meth:`Legend.to_tags`).
 LEGEND_TAG = "LEGEND"
@@ -161,7 +161,7 @@ def read_raster_legend(path: str | os.PathLike) -> Legend | None:
     --------
     >>> legend = read_raster_legend("map.tif")  # doctest: +SKIP
     """
-    from ..raster import open_raster
+    from ..core.raster import open_raster
 
     with open_raster(path) as ds:
         found = legend_from_tags(ds.tags())

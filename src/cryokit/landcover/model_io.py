@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .. import __version__
-from ..atomic import atomic_file
-from ..errors import UserError, require_file
+from ..core.atomic import atomic_file
+from ..core.errors import UserError, require_file
 from .legend import Legend
 from .model_store import dump_classifier, is_store, load_classifier
 

@@ -15,7 +15,7 @@ import zipfile
 
 import numpy as np
 
-from ..errors import UserError
+from ..core.errors import UserError
 
 _MAX_MEMBER_BYTES = 8 << 30   # a member claiming more than this is refused before reading
 

@@ -4,7 +4,7 @@
 landcover features`` or any multi-band GeoTIFF whose band descriptions name the features),
 fits a global or locally adaptive classifier (:mod:`.classify`) and saves it
 (:mod:`.model_io`).  :func:`predict_map` classifies the stack window by window (through
-:func:`cryokit.parallel.run_tasks`, so rasters larger than memory and dask clusters work) and
+:func:`cryokit.core.parallel.run_tasks`, so rasters larger than memory and dask clusters work) and
 writes a uint8 class map (0 = nodata) with the legend embedded as a colour table, band
 description, class-name tags and a JSON ``LEGEND`` / ``CLASSES`` tag; optionally a confidence
 layer, spatial regularisation of the class probabilities before the arg-max (Gaussian
@@ -28,13 +28,13 @@ import rasterio
 from rasterio.features import geometry_mask
 from rasterio.windows import Window
 
-from ..atomic import staged_dir
-from ..errors import UserError, require_file
-from ..outputs import safe_name
-from ..parallel import run_tasks, tiles
-from ..product import write_records
-from ..quicklook import class_quicklook
-from ..raster import Grid, open_raster, read_grid, write_cog
+from ..core.atomic import staged_dir
+from ..core.errors import UserError, require_file
+from ..core.outputs import safe_name
+from ..core.parallel import run_tasks, tiles
+from ..core.records import write_records
+from ..core.quicklook import class_quicklook
+from ..core.raster import Grid, open_raster, read_grid, write_cog
 from .classify import GlobalClassifier, LocalClassifier, predict_image
 from .legend import CALC2020, Legend, load_legend
 from .model_io import TrainedModel, load_model, save_model

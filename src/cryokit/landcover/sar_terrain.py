@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..elevation.terrain import horn_gradient, slope_aspect_from_gradient
+from ..core.terrain import horn_gradient, slope_aspect_from_gradient
 
 
 def to_db(linear: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..robust import nmad
+from ..core.robust import nmad
 
 PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
 

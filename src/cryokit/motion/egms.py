@@ -13,7 +13,7 @@ Reading goes through the pyarrow CSV engine (multi-threaded, no Python object pe
 :func:`iter_egms` streams large bursts in chunks of points.  Writing reproduces the text
 format: same column order, numbers with the number of decimals each column has in the
 source (``-0.0`` kept), so ``read(write(read(x)))`` equals ``read(x)``.  Every problem with
-the input is a :class:`~cryokit.errors.UserError` naming the file, and the column and line
+the input is a :class:`~cryokit.core.errors.UserError` naming the file, and the column and line
 where there is one.
 """
 
@@ -37,8 +37,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from ..atomic import atomic_file
-from ..errors import UserError, require_file
+from ..core.atomic import atomic_file
+from ..core.errors import UserError, require_file
 
 UNITS = ("LOS displacement in mm, positive = towards the satellite (los_east/north/up is the "
          "ground-to-satellite unit vector); velocities mm/yr, acceleration mm/yr^2, heights m, "

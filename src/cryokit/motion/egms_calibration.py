@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..errors import UserError, require_file
+from ..core.errors import UserError, require_file
 from . import calibrate as cal
 from . import gnss
 from .egms_io import (LOS_CONVENTION, load_points, numeric_column, to_laea, with_series,

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..atomic import atomic_file
-from ..errors import UserError
-from ..product import write_json
+from ..core.atomic import atomic_file
+from ..core.errors import UserError
+from ..core.records import write_json
 from . import compare as cmp
 from .egms_io import column_name, json_safe, load_points, numeric_column, xy
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import UserError
-from ..product import json_safe, write_json  # noqa: F401 - json_safe used by the EGMS steps
+from ..core.errors import UserError
+from ..core.records import json_safe, write_json  # noqa: F401 - json_safe used by the EGMS steps
 from . import egms
 from .stats import EGMS_DECIMALS, timeseries_stats
 
@@ -42,7 +42,7 @@ def column_name(points, canonical: str) -> str:
 
 def numeric_column(points, canonical: str, path=None) -> np.ndarray:
     """Column ``canonical`` (any release's naming) as float64, unparsable values NaN; a
-    :class:`~cryokit.errors.UserError` naming ``path`` when the file lacks it."""
+    :class:`~cryokit.core.errors.UserError` naming ``path`` when the file lacks it."""
     name = column_name(points, canonical)
     if name not in points.attrs.columns:
         raise UserError(f"has no {canonical} column", path or points.name)

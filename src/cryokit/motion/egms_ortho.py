@@ -19,13 +19,12 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..atomic import atomic_file, staged_dir
-from ..errors import UserError, require_file
-from ..product import write_json, write_records
-from ..robust import nmad
+from ..core.atomic import atomic_file, staged_dir
+from ..core.errors import UserError, require_file
+from ..core.records import write_json, write_records
+from ..core.robust import nmad
 from . import gnss, ortho
-from .egms_io import (LAEA, json_safe, load_points, numeric_column, stats_and_shifted, to_laea,
-                      xy)
+from .egms_io import LAEA, json_safe, load_points, numeric_column, stats_and_shifted, to_laea, xy
 
 
 @dataclass(frozen=True)
@@ -194,8 +193,8 @@ def make_ortho(inputs, outdir, opts: OrthoOptions = OrthoOptions()) -> dict:
     from affine import Affine
     from rasterio.crs import CRS
 
-    from ..quicklook import raster_quicklook
-    from ..raster import Grid, write_cog
+    from ..core.quicklook import raster_quicklook
+    from ..core.raster import Grid, write_cog
 
     if len(inputs) < 2:
         raise UserError("ortho needs at least one ascending and one descending burst")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
-from ..outputs import safe_name
+from ..core.errors import UserError
+from ..core.outputs import safe_name
 from . import plots
 from .egms_io import load_points, numeric_column, xy
 

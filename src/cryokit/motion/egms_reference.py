@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from .. import __version__
-from ..errors import UserError
+from ..core.errors import UserError
 from . import reference as ref
 from .egms_io import LAEA, LOS_CONVENTION, load_points, to_laea, with_series, write_points, xy
 from .stats import seasonal_model
@@ -51,7 +51,7 @@ def make_reference(inp, out, *, pid: str | None = None, point: tuple[float, floa
         import shapely
         from pyproj import Transformer
 
-        from ..vector import read_polygons
+        from ..core.vector import read_polygons
         polys, crs = read_polygons(area, crs="EPSG:4326")
         geoms = np.asarray(polys, dtype=object)
         if crs is not None and str(crs) != LAEA:

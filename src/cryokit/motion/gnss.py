@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..errors import UserError, require_file
-from ..robust import nmad
+from ..core.errors import UserError, require_file
+from ..core.robust import nmad
 
 #: ITRF2014 plate motion model, Eurasia (Altamimi et al. 2017, GJI 209, Table 1): wx, wy, wz
 #: in mas/yr. ETRF2014 is defined by removing this rotation from ITRF2014 velocities.

@@ -30,8 +30,8 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from ..errors import UserError, require_file
-from ..raster import Grid, open_raster, read_band, read_grid
+from ..core.errors import UserError, require_file
+from ..core.raster import Grid, open_raster, read_band, read_grid
 from .network import pairs_from_dates
 
 _PAIR = re.compile(r"(?<!\d)((?:19|20)\d{6})[-_]((?:19|20)\d{6})(?!\d)")
@@ -58,7 +58,7 @@ def dates_from_name(path: str | os.PathLike) -> tuple[dt.date, dt.date] | None:
 
 def pair_dates_of(path: str, tags: dict) -> tuple[dt.date, dt.date]:
     """Dates of an interferogram file: tags FIRST_DATE/SECOND_DATE, else its name."""
-    from ..dates import parse_date
+    from ..core.dates import parse_date
 
     for a, b in (("FIRST_DATE", "SECOND_DATE"), ("DATE1", "DATE2"), ("date1", "date2")):
         if a in tags and b in tags:

@@ -33,7 +33,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import UserError
+from ..core.errors import UserError
 
 
 def pairs_from_dates(date_pairs: Sequence[tuple[dt.date, dt.date]]

@@ -1,7 +1,7 @@
 """Figures of point products: velocity map and the time series of one point with its model.
 
 Drawn on an explicit Agg canvas (no ``pyplot``), written atomically with
-:func:`cryokit.quicklook.save_figure`.
+:func:`cryokit.core.quicklook.save_figure`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..quicklook import save_figure
+from ..core.quicklook import save_figure
 from .stats import seasonal_model
 
 CREDIT = "Contains modified Copernicus EGMS data; cryokit"

@@ -3,7 +3,7 @@
 Steps: read the stack (:mod:`.interferograms`), check the network (:mod:`.network`), refer
 every interferogram to one pixel (given, or provisional: the pixel valid in every
 interferogram with the highest mean coherence, else the smoothest phase), invert blocks of
-rows (:func:`.sbas.invert`, through :func:`cryokit.parallel.run_tasks`), convert to LOS
+rows (:func:`.sbas.invert`, through :func:`cryokit.core.parallel.run_tasks`), convert to LOS
 millimetres (positive towards the satellite), move the reference to the final reference
 pixel (given, or automatic: :func:`.sbas.choose_reference`) by subtracting its series, keep
 pixels with temporal coherence >= ``min_coherence`` and a full series as points, and write:
@@ -23,12 +23,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import __version__, parallel
-from ..atomic import staged_dir
-from ..cube import GRID_MAPPING, spatial_ref, write_cube, xy_coords
-from ..errors import UserError
-from ..product import write_json, write_records
-from ..raster import write_cog
+from .. import __version__
+from ..core import parallel
+from ..core.atomic import staged_dir
+from ..core.cube import GRID_MAPPING, spatial_ref, write_cube, xy_coords
+from ..core.errors import UserError
+from ..core.records import write_json, write_records
+from ..core.raster import write_cog
 from . import sbas
 from .interferograms import IfgStack, read_flat, read_stack
 from .network import check_network, require_connected
@@ -337,7 +338,7 @@ def _write_points(out: Path, stack: IfgStack, disp, tcoh, keep, lon, lat, wavele
              "latitude": np.round(la, 7), "longitude": np.round(lo, 7),
              "easting": np.round(e, 1), "northing": np.round(n, 1)}
     if opts.dem:
-        from ..raster import reproject_band
+        from ..core.raster import reproject_band
 
         hgt = reproject_band(opts.dem, stack.grid)
         attrs["height"] = np.round(hgt[rows, cols].astype(float), 1)
@@ -395,7 +396,7 @@ def _write_cube(path: Path, stack: IfgStack, disp, vel, tcoh, keep, ref) -> None
 
 
 def _quicklook(out: Path, stack, vel, keep, ref, lon, lat) -> None:
-    from ..quicklook import raster_quicklook
+    from ..core.quicklook import raster_quicklook
 
     b = stack.grid.bounds
     raster_quicklook(out / "quicklook.png", np.where(keep, vel, np.nan),

@@ -291,7 +291,7 @@ def points_with_stats(points, *, rereference: bool = True, egms_precision: bool 
     """
     from dataclasses import replace
 
-    from ..errors import UserError
+    from ..core.errors import UserError
 
     if len(points.dates) < len(_CUB) + 1:
         raise UserError(f"{points.name}: {len(points.dates)} dates; the EGMS model (cubic + "

@@ -10,7 +10,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from scipy import ndimage
 
-from ..raster import Grid
+from ..core.raster import Grid
 from .velocity import _fractal
 
 

@@ -35,7 +35,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from scipy import ndimage
 
-from ..raster import Grid, write_cog
+from ..core.raster import Grid, write_cog
 
 WAVELENGTH_M = 0.05546576
 

@@ -24,7 +24,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from scipy import ndimage
 
-from ..raster import Grid, write_cog
+from ..core.raster import Grid, write_cog
 
 #: CALC-2020 codes used by default: forest, graminoid tundra, shrub tundra, wetland,
 #: open water, barren land.
@@ -200,7 +200,7 @@ def write_landcover_scene(scene: LandcoverScene, folder: str | os.PathLike,
     import geopandas as gpd
     from shapely.geometry import Point, box
 
-    from ..atomic import atomic_file
+    from ..core.atomic import atomic_file
 
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)

@@ -84,8 +84,8 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from scipy import ndimage
 
-from ..atomic import atomic_file
-from ..raster import Grid, read_band, write_cog
+from ..core.atomic import atomic_file
+from ..core.raster import Grid, read_band, write_cog
 from .velocity import _fractal, _hillshade, _Valley
 
 _EPSG = 32633                       # WGS 84 / UTM 33N (Svalbard)

@@ -17,7 +17,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from scipy import fft, ndimage
 
-from ..raster import Grid
+from ..core.raster import Grid
 
 # Field evaluator: (rows, cols) in sensor pixels -> (dy, dx) backward displacement there.
 _Flow = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]

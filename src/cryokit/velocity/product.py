@@ -20,13 +20,14 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from .. import __version__, parallel
-from ..atomic import staged_dir
-from ..dates import pair_dates
-from ..errors import UserError
-from ..product import write_json, write_records
-from ..quicklook import vector_quicklook
-from ..raster import Grid, open_raster, read_grid, reproject_band, write_cog
+from .. import __version__
+from ..core import parallel
+from ..core.atomic import staged_dir
+from ..core.dates import pair_dates
+from ..core.errors import UserError
+from ..core.records import write_json, write_records
+from ..core.quicklook import vector_quicklook
+from ..core.raster import Grid, open_raster, read_grid, reproject_band, write_cog
 from . import stable
 from .track import (NodeField, TrackParams, clean_field, match_window, node_origins, node_shape,
                     search_centres, window_margin)
@@ -200,7 +201,7 @@ def make_velocity(ref: str, sec: str, outdir: str, params: TrackParams = TrackPa
     ngrid = Grid(grid.crs, grid.transform @ Affine.scale(params.step), nx, ny)
     node_stable = None
     if stable_mask:
-        from ..vector import load_mask  # geopandas is imported only when a mask is used
+        from ..core.vector import load_mask  # geopandas is imported only when a mask is used
         node_stable = load_mask(stable_mask, ngrid)
 
     f = params.coarse_factor

@@ -19,7 +19,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..robust import nmad
+from ..core.robust import nmad
 from .track import TrackParams, _prepared, node_origins, node_shape
 
 # Sentinel-1 IW GRD at 20 m: speckle needs larger chips and lower peak thresholds than optical

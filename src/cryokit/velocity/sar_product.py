@@ -23,16 +23,16 @@ import numpy as np
 from affine import Affine
 from rasterio.enums import Resampling
 
-from .. import __version__, parallel
-from ..atomic import remove_stale_temps
-from ..outputs import (check_output_dir, file_digest, read_marker, remove_listed,
-                       write_marker)
-from ..cube import GRID_MAPPING, spatial_ref, write_cube, xy_coords
-from ..dates import acquisition_date
-from ..errors import UserError
-from ..product import write_json, write_records
-from ..quicklook import vector_quicklook
-from ..raster import Grid, read_band, read_grid, reproject_band, write_cog
+from .. import __version__
+from ..core import parallel
+from ..core.atomic import remove_stale_temps
+from ..core.outputs import check_output_dir, file_digest, read_marker, remove_listed, write_marker
+from ..core.cube import GRID_MAPPING, spatial_ref, write_cube, xy_coords
+from ..core.dates import acquisition_date
+from ..core.errors import UserError
+from ..core.records import write_json, write_records
+from ..core.quicklook import vector_quicklook
+from ..core.raster import Grid, read_band, read_grid, reproject_band, write_cog
 from . import sar, series
 from .track import TrackParams, node_shape, track_pair
 
@@ -230,7 +230,7 @@ def make_sar_velocity(images: list[str], outdir: str, dem: str,
         raise UserError("does not overlap the images (no height on the image grid)", dem)
     stable = None
     if stable_mask:
-        from ..vector import load_mask  # geopandas is imported only when a mask is used
+        from ..core.vector import load_mask  # geopandas is imported only when a mask is used
         stable = load_mask(stable_mask, ngrid)
     if options.scheduler or (options.workers or 0) >= 2:
         # One pair per single-threaded worker process; threads inside would oversubscribe.

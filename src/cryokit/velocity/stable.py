@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..robust import nmad
+from ..core.robust import nmad
 
 STABLE_MODELS = ("median", "plane")
 

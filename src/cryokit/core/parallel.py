@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
-from cryokit.errors import UserError
+from cryokit.core.errors import UserError
 
 # Each worker is a process with one thread; BLAS/OpenMP pools inside it would oversubscribe.
 _THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}

@@ -61,7 +61,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
 def staged_dir(outdir: str | os.PathLike, command: str) -> Iterator[Path]:
     """Yield an empty staging folder whose files become ``outdir`` when the block succeeds.
 
-    The new product gets the marker of :mod:`cryokit.outputs` (``command`` and its files).
+    The new product gets the marker of :mod:`cryokit.core.outputs` (``command`` and its files).
     A new or empty ``outdir`` is replaced by the stage in one rename; an earlier output of
     ``command`` is swapped out whole when it holds only the files its marker lists, else only
     those files are replaced and anything else is left. Any other non-empty ``outdir`` is

@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from . import __version__
+from .. import __version__
 from .errors import UserError
 
 MARKER = ".cryokit.json"

@@ -8,7 +8,7 @@ Every product directory ends with two records written by :func:`write_records`:
 - ``stac-item.json``: a STAC Item (projection and raster extensions) with one asset per file,
   hrefs relative to the directory.
 
-Quick-look images are drawn by :mod:`cryokit.quicklook`.
+Quick-look images are drawn by :mod:`cryokit.core.quicklook`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pyproj import CRS as ProjCRS, Transformer
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import RasterExtension
 
-from . import __version__
+from .. import __version__
 from .atomic import atomic_file
 from .raster import Grid
 
@@ -53,7 +53,7 @@ def product_files(outdir: str | os.PathLike) -> list[tuple[str, int]]:
     """Files of a product directory as (relative POSIX path, size in bytes), sorted.
 
     Hidden files and folders are left out: they are temporary files of
-    :func:`cryokit.atomic.atomic_file` still being written, not part of the product.
+    :func:`cryokit.core.atomic.atomic_file` still being written, not part of the product.
     """
     root = Path(outdir)
     out = []
