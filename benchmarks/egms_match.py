@@ -7,7 +7,7 @@ below recomputes ``rmse`` (``rmse_ts``), ``seasonality``, ``seasonality_std``,
 ``mean_velocity`` and ``acceleration`` from the published series and prints the share of
 points within the issue's tolerances (0.05 mm, 0.05 mm, 0.05 mm, 0.1 mm/yr, 0.02 mm/yr²):
 
-- ``cryokit``: :func:`cryokit.motion.stats.timeseries_stats` as shipped.
+- ``cryokit``: :func:`cryokit.egms.stats.timeseries_stats` as shipped.
 - ``sheppard``: Sheppard's correction for the 0.1 mm quantisation of the series:
   ``rmse² − (n−p)/n·q²/12`` and ``seasonality² − q²/12·(C_cc + C_ss)``.
 - ``yr365.25``: t = days / 365.25 (velocity per Julian year, annual period 365.25 d).
@@ -30,8 +30,8 @@ import os
 
 import numpy as np
 
-from cryokit.motion.egms import read_egms
-from cryokit.motion.stats import TOLERANCES, timeseries_stats
+from cryokit.egms.formats import read_egms
+from cryokit.egms.stats import TOLERANCES, timeseries_stats
 
 BURSTS = {"117 asc": "EGMS_L2b_117_0227_IW2_VV_2020_2024_1.zip",
           "022 desc": "EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip"}

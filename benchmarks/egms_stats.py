@@ -20,8 +20,8 @@ import time
 
 import numpy as np
 
-from cryokit.motion.egms import EgmsPoints, iter_egms, read_egms, write_egms
-from cryokit.motion.stats import WAVELENGTH_MM, timeseries_stats
+from cryokit.egms.formats import EgmsPoints, iter_egms, read_egms, write_egms
+from cryokit.egms.stats import WAVELENGTH_MM, timeseries_stats
 
 
 def synthetic(n_points: int, n_dates: int, seed: int = 0):

@@ -1,16 +1,16 @@
 """SBAS inversion: cryokit against MintPy's estimator, unweighted and coherence-weighted.
 
-    python benchmarks/sbas.py                      # 100 interferograms x 1000 x 1000 px
-    python benchmarks/sbas.py --size 300           # smaller, quicker
-    python benchmarks/sbas.py --weights fim var    # which weighted cases (default: both)
+    python benchmarks/inversion.py                      # 100 interferograms x 1000 x 1000 px
+    python benchmarks/inversion.py --size 300           # smaller, quicker
+    python benchmarks/inversion.py --weights fim var    # which weighted cases (default: both)
 
 A synthetic stack (cryokit.synthetic.insar.make_insar_stack: 28 dates 12 days apart, each
 paired with its next 4, the first 100 pairs kept; NaN where coherence < 0.2 and in random
 unwrapping-failure discs) is built once. Each method then runs in a forked child, so its
 peak memory (ru_maxrss of the child minus its RSS at start) is its own:
 
-- cryokit: :func:`cryokit.motion.sbas.invert` (numba kernel per pixel, its default);
-  weights from :func:`cryokit.motion.sbas.coherence_weights` (``fim``, and ``var``: inverse
+- cryokit: :func:`cryokit.sbas.inversion.invert` (numba kernel per pixel, its default);
+  weights from :func:`cryokit.sbas.inversion.coherence_weights` (``fim``, and ``var``: inverse
   DS phase variance, MintPy's default ``weight_func``), L = the stack's looks (20).
 - MintPy: ``mintpy.ifgram_inversion.estimate_timeseries`` called as
   ``run_ifgram_inversion_patch`` does: unweighted, one call for the pixels valid in every
@@ -44,10 +44,10 @@ def _rss_mb() -> float:
 
 
 def run_cryokit(y, pairs, n_dates, coh, weighted, looks=1):
-    from cryokit.motion import sbas
+    from cryokit.sbas import inversion
 
-    w = sbas.coherence_weights(coh, looks, weighted) if weighted else None
-    res = sbas.invert(y, pairs, n_dates, w)
+    w = inversion.coherence_weights(coh, looks, weighted) if weighted else None
+    res = inversion.invert(y, pairs, n_dates, w)
     return res.phase.astype(np.float32), res.temporal_coherence.astype(np.float32)
 
 
@@ -58,7 +58,7 @@ def run_mintpy(y, pairs, n_dates, coh, weighted, looks=1):
     from mintpy.ifgram_inversion import estimate_timeseries
     from mintpy.simulation import decorrelation as decor
 
-    from cryokit.motion.network import design_matrix
+    from cryokit.sbas.network import design_matrix
 
     K = len(pairs)
     P = y.shape[1] * y.shape[2]

@@ -10,8 +10,8 @@ import pytest
 
 from conftest import shared_path
 from cryokit.cli import main
-from cryokit.motion import compare as cmp
-from cryokit.motion.egms import EgmsPoints, read_egms, write_egms
+from cryokit.egms import compare as cmp
+from cryokit.egms.formats import EgmsPoints, read_egms, write_egms
 
 BURST = ("insar", "egms_2020_2024_E45N17_ustica", "L2b", "EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip")
 

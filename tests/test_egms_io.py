@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from conftest import shared_path
 from cryokit.cli import main
 from cryokit.core.errors import UserError
-from cryokit.motion.egms import (EgmsPoints, iter_egms, parse_header, read_egms, to_geodataframe,
-                                 write_egms, write_geoparquet, write_gpkg)
+from cryokit.egms.formats import (EgmsPoints, iter_egms, parse_header, read_egms, to_geodataframe,
+                                  write_egms, write_geoparquet, write_gpkg)
 
 EGMS = ("insar", "egms_2020_2024_E45N17_ustica")
 ASC = "EGMS_L2b_117_0227_IW2_VV_2020_2024_1"
@@ -106,7 +106,7 @@ def test_header_dict_round_trip():
           b"      <product_id>B</product_id>\n    </image>\n  </dataset>\n</BURST>"
     h = parse_header(xml)
     assert h == {"BURST": {"track": "22", "dataset": {"image": [{"product_id": "A"}, {"product_id": "B"}]}}}
-    from cryokit.motion.egms import header_xml
+    from cryokit.egms.formats import header_xml
     assert header_xml(h) == xml
 
 

@@ -13,8 +13,8 @@ import rasterio
 
 from conftest import shared_path
 from cryokit.cli import main
-from cryokit.motion import ortho
-from cryokit.motion.egms import EgmsPoints, write_egms
+from cryokit.egms import decompose
+from cryokit.egms.formats import EgmsPoints, write_egms
 
 EGMS = ("insar", "egms_2020_2024_E45N17_ustica")
 ASC = "EGMS_L2b_117_0227_IW2_VV_2020_2024_1.zip"
@@ -31,29 +31,29 @@ def test_decompose_recovers_east_up_and_uses_north_model():
     E, U, N = rng.normal(0, 5, (C, m)), rng.normal(0, 5, (C, m)), rng.normal(0, 5, (C, m))
     los = np.stack([np.tile(LOS_ASC, (C, 1)), np.tile(LOS_DESC, (C, 1))])
     d = np.stack([E * l[0] + N * l[1] + U * l[2] for l in (LOS_ASC, LOS_DESC)])
-    e, u, ok = ortho.decompose(los, d, np.full((2, C), 2), north=N)
+    e, u, ok = decompose.decompose(los, d, np.full((2, C), 2), north=N)
     assert ok.all()
     np.testing.assert_allclose(e, E, atol=1e-9)   # exact system: only rounding error
     np.testing.assert_allclose(u, U, atol=1e-9)
     # Without the north model the error is what north motion leaks through los_north.
-    e0, u0, _ = ortho.decompose(los, d, np.full((2, C), 2))
+    e0, u0, _ = decompose.decompose(los, d, np.full((2, C), 2))
     assert np.abs(u0 - U).max() > 0.1
 
 
 def test_decompose_needs_both_geometries_and_min_points():
     los = np.stack([[LOS_ASC, LOS_ASC], [LOS_DESC * np.nan, LOS_DESC]])
     d = np.ones((2, 2, 3))
-    e, u, ok = ortho.decompose(los, d, np.array([[5, 1], [0, 1]]), min_points=3)
+    e, u, ok = decompose.decompose(los, d, np.array([[5, 1], [0, 1]]), min_points=3)
     assert ok.tolist() == [False, False]       # cell 0: one geometry; cell 1: 2 points < 3
-    e, u, ok = ortho.decompose(los, d, np.array([[5, 1], [0, 1]]), min_points=2)
+    e, u, ok = decompose.decompose(los, d, np.array([[5, 1], [0, 1]]), min_points=2)
     assert ok.tolist() == [False, True]
 
 
 def test_interpolation_gap_and_span():
     dates = np.array(["2020-01-03", "2020-01-15", "2020-06-01", "2020-06-13"], "datetime64[D]")
-    grid = ortho.regular_dates("2019-12-28", "2020-06-20")
+    grid = decompose.regular_dates("2019-12-28", "2020-06-20")
     v = (dates - dates[0]).astype(float)[None] * 0.5        # 0.5 mm/day
-    out = ortho.interpolate_to_grid(dates, v, grid, max_gap_days=90)[0]
+    out = decompose.interpolate_to_grid(dates, v, grid, max_gap_days=90)[0]
     g = (grid - dates[0]).astype(float)
     inside = (g >= 0) & (g <= 12) | (g >= 150) & (g <= 162)
     np.testing.assert_allclose(out[inside], 0.5 * g[inside])
@@ -63,7 +63,7 @@ def test_interpolation_gap_and_span():
 def test_cell_average_counts():
     x = np.array([4598601.0, 4598699.0, 4598701.0])
     y = np.array([1739701.0, 1739799.0, 1739701.0])
-    cells, mean, n = ortho.cell_average(*ortho.cell_index(x, y), np.array([[1.0], [3.0], [7.0]]))
+    cells, mean, n = decompose.cell_average(*decompose.cell_index(x, y), np.array([[1.0], [3.0], [7.0]]))
     assert cells.tolist() == [[45986, 17397], [45987, 17397]]
     assert mean.ravel().tolist() == [2.0, 7.0] and n.ravel().tolist() == [2, 1]
 
@@ -174,8 +174,8 @@ def test_real_ortho_matches_l3_tiles(real_ortho, comp):
 def test_real_ortho_default_min_points(real_ortho, tmp_path):
     """With the default (3 points per cell, PRODUCTS.md) 9 of the 522 cells seen by a single
     ascending and a single descending point are left out: 513 remain, all in the real tile."""
-    from cryokit.motion.egms import read_egms
-    from cryokit.motion.egms_ortho import OrthoOptions, ortho_solve
+    from cryokit.egms.formats import read_egms
+    from cryokit.egms.ortho import OrthoOptions, ortho_solve
 
     d, _ = real_ortho
     sol = ortho_solve([read_egms(d / "L2b" / ASC), read_egms(d / "L2b" / DESC)], OrthoOptions())

@@ -9,8 +9,8 @@ import pytest
 
 from conftest import shared_path
 from cryokit.cli import main
-from cryokit.motion import reference as ref
-from cryokit.motion.egms import read_egms
+from cryokit.egms import reference as ref
+from cryokit.egms.formats import read_egms
 
 EGMS = ("insar", "egms_2020_2024_E45N17_ustica", "L2b")
 ASC = "EGMS_L2b_117_0227_IW2_VV_2020_2024_1.zip"
@@ -102,8 +102,8 @@ def test_plots(burst, tmp_path, capsys):
     for f in ("velocity_map.png", f"timeseries_{pid}.png"):
         assert (out / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (out / f).stat().st_size > 20000
     assert main(["egms", "plot", str(path), "--pid", "zzz", "-o", str(out)]) == 2
-    from cryokit.motion.plots import symmetric_limit
-    from cryokit.motion.stats import seasonal_model
+    from cryokit.egms.plots import symmetric_limit
+    from cryokit.egms.stats import seasonal_model
     v = pts.column("mean_velocity").to_numpy()
     assert symmetric_limit(v) == pytest.approx(np.percentile(np.abs(v), 98))
     _, vel = seasonal_model(pts.years(), pts.disp[10])

@@ -9,9 +9,9 @@ import pytest
 
 from conftest import shared_path
 from cryokit.cli import main
-from cryokit.motion.egms import EgmsPoints, read_egms
-from cryokit.motion.stats import (TOLERANCES, WAVELENGTH_MM, agreement, points_with_stats,
-                                  reference_to_first_epoch, timeseries_stats)
+from cryokit.egms.formats import EgmsPoints, read_egms
+from cryokit.egms.stats import (TOLERANCES, WAVELENGTH_MM, agreement, points_with_stats,
+                                reference_to_first_epoch, timeseries_stats)
 
 EGMS = ("insar", "egms_2020_2024_E45N17_ustica", "L2b")
 BURSTS = ("EGMS_L2b_117_0227_IW2_VV_2020_2024_1.zip", "EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip")

@@ -10,9 +10,9 @@ import pytest
 
 from conftest import shared_path
 from cryokit.cli import main
-from cryokit.motion import gnss
-from cryokit.motion.calibrate import SurfaceCorrection, los_projection
-from cryokit.motion.egms import EgmsPoints, read_egms, write_egms
+from cryokit.egms import gnss
+from cryokit.egms.calibrate import SurfaceCorrection, los_projection
+from cryokit.egms.formats import EgmsPoints, read_egms, write_egms
 
 GNSS = ("insar", "gnss_ngl_tenv_friuli_italy")
 # Approximate positions (town of each FReDNet/NGL site, about +-0.05 deg): the Eurasian plate

@@ -10,11 +10,11 @@ import pytest
 from scipy import ndimage
 
 from cryokit.core.errors import UserError
-from cryokit.motion import sbas
-from cryokit.motion.interferograms import (dates_from_name, read_geotiff_stack, read_hdf5_stack,
-                                           read_stack)
-from cryokit.motion.network import (check_network, design_matrix, pairs_from_dates,
-                                    require_connected, sequential_network)
+from cryokit.sbas import inversion
+from cryokit.sbas.interferograms import (dates_from_name, read_geotiff_stack, read_hdf5_stack,
+                                         read_stack)
+from cryokit.sbas.network import (check_network, design_matrix, pairs_from_dates,
+                                  require_connected, sequential_network)
 from cryokit.synthetic.insar import make_insar_stack, write_insar_stack
 
 from conftest import shared_path
@@ -57,7 +57,7 @@ def _random_problem(seed=0, n_dates=12, n_pix=500, nan_frac=0.1):
 @pytest.mark.parametrize("weighted,min_group", [(False, None), (False, 8), (True, None)])
 def test_invert_matches_per_pixel_lstsq(weighted, min_group):
     pairs, n, y, w = _random_problem()
-    res = sbas.invert(y, pairs, n, w if weighted else None, min_group=min_group)
+    res = inversion.invert(y, pairs, n, w if weighted else None, min_group=min_group)
     assert (res.info["solved_by_group"] > 0) == (min_group is not None)
     a = design_matrix(pairs, n)
     checked = 0
@@ -82,7 +82,7 @@ def test_disconnected_pixel_is_nan_and_subsets():
     truth = np.array([0.0, 1.0, 3.0, 2.0])
     y = np.repeat((truth[pairs[:, 1]] - truth[pairs[:, 0]])[:, None], 3, 1)
     y[2, 1] = np.nan                       # pixel 1 loses the only link to date 3
-    res = sbas.invert(y, pairs, 4)
+    res = inversion.invert(y, pairs, 4)
     np.testing.assert_allclose(res.phase[:, 0], truth, atol=1e-12)
     assert np.isnan(res.phase[:, 1]).all() and res.n_obs[1] == 3
     assert res.info["not_connected"] == 1
@@ -90,33 +90,33 @@ def test_disconnected_pixel_is_nan_and_subsets():
     pairs2 = np.array([(0, 1), (2, 3)])
     y2 = np.array([[1.0], [5.0]])
     with pytest.raises(ValueError, match="not connected"):
-        sbas.invert(y2, pairs2, 4)
-    r2 = sbas.invert(y2, pairs2, 4, allow_subsets=True)
+        inversion.invert(y2, pairs2, 4)
+    r2 = inversion.invert(y2, pairs2, 4, allow_subsets=True)
     assert r2.phase[:, 0].tolist() == [0.0, 1.0, 0.0, 5.0]   # each subset zero at its first date
     assert r2.subset.tolist() == [0, 0, 1, 1]
 
 
 def test_phase_sign_convention():
     # Phase growing with time (range lengthening) is motion away from the satellite: negative.
-    assert sbas.phase_to_mm(np.array([2 * np.pi]), 0.05546576)[0] == pytest.approx(-27.73288)
+    assert inversion.phase_to_mm(np.array([2 * np.pi]), 0.05546576)[0] == pytest.approx(-27.73288)
 
 
 def test_synthetic_stack_rmse_below_1mm():
     s = make_insar_stack(seed=0)
-    for w in (None, sbas.coherence_weights(s.coherence, s.looks)):
-        res = sbas.invert(s.ifgs, s.pairs, len(s.dates), w)
-        d = sbas.phase_to_mm(res.phase, s.wavelength_m)
+    for w in (None, inversion.coherence_weights(s.coherence, s.looks)):
+        res = inversion.invert(s.ifgs, s.pairs, len(s.dates), w)
+        d = inversion.phase_to_mm(res.phase, s.wavelength_m)
         err = d - s.series_mm
         # Done-when: <= 1 mm RMSE over all dates and solved pixels. The interferogram noise
         # (coherence 0.2-0.9, 20 looks) is 0.1-0.7 rad = 0.5-3 mm per interferogram; with
         # about 6 interferograms per date the series error is about 0.8 mm.
         assert np.isfinite(d).all(0).mean() > 0.97
         assert np.sqrt(np.nanmean(err ** 2)) <= 1.0
-        v, _ = sbas.linear_velocity(d, s.t_years)
+        v, _ = inversion.linear_velocity(d, s.t_years)
         bowl = np.unravel_index(np.argmin(s.velocity_mm_per_yr), v.shape)
         # the linear rate of the true series (season and atmosphere included): a single pixel
         # has ~1 mm/yr noise (0.8 mm series error over 0.8 yr), a 5 x 5 mean ~0.2 mm/yr
-        vt, _ = sbas.linear_velocity(s.series_mm, s.t_years)
+        vt, _ = inversion.linear_velocity(s.series_mm, s.t_years)
         win = (slice(bowl[0] - 2, bowl[0] + 3), slice(bowl[1] - 2, bowl[1] + 3))
         assert abs(np.mean(v[win]) - np.mean(vt[win])) < 1.0 and vt[bowl] < -40
         assert np.sqrt(np.nanmean((v - vt) ** 2)) < 1.5
@@ -125,8 +125,8 @@ def test_synthetic_stack_rmse_below_1mm():
 def test_weighting_helps_in_low_coherence():
     s = make_insar_stack(seed=3)
     err = []
-    for w in (None, sbas.coherence_weights(s.coherence, s.looks)):
-        d = sbas.phase_to_mm(sbas.invert(s.ifgs, s.pairs, len(s.dates), w).phase, s.wavelength_m)
+    for w in (None, inversion.coherence_weights(s.coherence, s.looks)):
+        d = inversion.phase_to_mm(inversion.invert(s.ifgs, s.pairs, len(s.dates), w).phase, s.wavelength_m)
         low = s.coherence.mean(0) < 0.5
         err.append(np.sqrt(np.nanmean(((d - s.series_mm)[:, low]) ** 2)))
     assert err[1] < err[0]
@@ -137,31 +137,31 @@ def test_phase_variance_matches_tough_pdf():
 
     # the PDF integrates to 1 (Tough et al. 1995 eq. 66 as written in the module)
     for L, g in ((1, 0.3), (4, 0.7), (30, 0.9)):
-        f = lambda p: sbas._phase_pdf_ds(L, np.array([g]), np.array([p]))[0, 0]  # noqa: E731
+        f = lambda p: inversion._phase_pdf_ds(L, np.array([g]), np.array([p]))[0, 0]  # noqa: E731
         assert integrate.quad(f, -np.pi, np.pi, points=[0], limit=200)[0] == pytest.approx(1, abs=1e-8)
     # single look: closed form (Hanssen 2001 eq. 4.2.27) at the table's bin centres; MintPy's
     # 200-sample quadrature is within 1.6 % of it (measured 1.55 % at most)
     g = np.linspace(0.0025, 0.9975, 200)
     exact = (np.pi ** 2 / 3 - np.pi * np.arcsin(g) + np.arcsin(g) ** 2
              - special.spence(1 - g ** 2) / 2)
-    np.testing.assert_allclose(sbas.phase_variance(g + 1e-9, 1), exact, rtol=0.02)
+    np.testing.assert_allclose(inversion.phase_variance(g + 1e-9, 1), exact, rtol=0.02)
     # many looks, coherent: the Cramer-Rao bound (1 - γ²) / (2 L γ²), within 5 % at γ = 0.6-0.9
     for gg in (0.6025, 0.8025, 0.9025):
         crb = (1 - gg ** 2) / (2 * 80 * gg ** 2)
-        assert sbas.phase_variance(np.array([gg]), 80)[0] == pytest.approx(crb, rel=0.05)
+        assert inversion.phase_variance(np.array([gg]), 80)[0] == pytest.approx(crb, rel=0.05)
     # the look-up is by the bin below, as MintPy (coherence 0.0025 + k * 0.005 ...)
-    v = sbas.phase_variance(np.array([0.503, 0.5074, 0.5076]), 5)
+    v = inversion.phase_variance(np.array([0.503, 0.5074, 0.5076]), 5)
     assert v[0] == v[1] > v[2]
-    w = sbas.coherence_weights(np.array([np.nan, 0.0, 0.05, 0.5, 0.9]), looks=5, func="var")
+    w = inversion.coherence_weights(np.array([np.nan, 0.0, 0.05, 0.5, 0.9]), looks=5, func="var")
     assert w[0] == w[1] == w[2] and np.all(np.diff(w[2:]) > 0)    # NaN and < 0.05 -> 0.05
     with pytest.raises(ValueError, match="fim, coh, var"):
-        sbas.coherence_weights(np.array([0.5]), func="bogus")
+        inversion.coherence_weights(np.array([0.5]), func="bogus")
 
 
 def test_var_weights_invert_matches_direct_weighted_lstsq():
     s = make_insar_stack(shape=(12, 15), n_dates=10, seed=5)
-    w = sbas.coherence_weights(s.coherence, s.looks, "var")
-    res = sbas.invert(s.ifgs, s.pairs, len(s.dates), w)
+    w = inversion.coherence_weights(s.coherence, s.looks, "var")
+    res = inversion.invert(s.ifgs, s.pairs, len(s.dates), w)
     a = design_matrix(s.pairs, len(s.dates))
     y = s.ifgs.reshape(len(s.pairs), -1)
     ww = w.reshape(len(s.pairs), -1)
@@ -179,7 +179,7 @@ def test_var_weights_invert_matches_direct_weighted_lstsq():
         checked += 1
     assert checked > 150
     # var and fim weights differ in shape, so the solutions differ (but not by much here)
-    fim = sbas.invert(s.ifgs, s.pairs, len(s.dates), sbas.coherence_weights(s.coherence, s.looks))
+    fim = inversion.invert(s.ifgs, s.pairs, len(s.dates), inversion.coherence_weights(s.coherence, s.looks))
     d = np.nanmax(np.abs(fim.phase - res.phase))
     assert 1e-6 < d < 2.0
 
@@ -228,7 +228,7 @@ def test_etna_matches_direct_lstsq():
     st = read_stack([path], units="mm", lon=None, lat=None)
     with h5py.File(path) as f:
         igram, jmat = f["igram"][:].astype(float), f["Jmat"][:]
-    res = sbas.invert(st.read()[0], st.pairs, len(st.dates))
+    res = inversion.invert(st.read()[0], st.pairs, len(st.dates))
     n_full = 0
     for r in range(igram.shape[1]):
         for c in range(igram.shape[2]):
@@ -255,12 +255,12 @@ def test_mexico_city_subsidence():
     y, c = st.read(coherence=True)
     mc = np.where(np.isfinite(y).all(0), np.nanmean(np.nan_to_num(c), 0), -1)
     r0, c0 = np.unravel_index(np.argmax(mc), mc.shape)
-    res = sbas.invert(y - y[:, r0:r0 + 1, c0:c0 + 1], st.pairs, len(st.dates))
+    res = inversion.invert(y - y[:, r0:r0 + 1, c0:c0 + 1], st.pairs, len(st.dates))
     assert np.nanmedian(res.temporal_coherence) > 0.9    # consistent network once referred
-    d = sbas.phase_to_mm(res.phase, st.wavelength_m)
+    d = inversion.phase_to_mm(res.phase, st.wavelength_m)
     t = np.array([(x - st.dates[0]).days / 365.25 for x in st.dates])
-    v, _ = sbas.linear_velocity(d, t)
-    r, cc, _ = sbas.choose_reference(res.temporal_coherence, v)
+    v, _ = inversion.linear_velocity(d, t)
+    r, cc, _ = inversion.choose_reference(res.temporal_coherence, v)
     v = v - v[r, cc]
     # Published: up to ~35-40 cm/yr vertical in the east of the city (airport area), i.e.
     # ~27-30 cm/yr LOS at 39.7 deg incidence. The fastest 5 % of this crop must be below

@@ -11,8 +11,8 @@ import rasterio
 import xarray as xr
 
 from cryokit.cli import main
-from cryokit.motion.egms import read_egms
-from cryokit.motion.sbas_product import SbasOptions, make_sbas
+from cryokit.egms.formats import read_egms
+from cryokit.sbas.product import SbasOptions, make_sbas
 from cryokit.synthetic.insar import make_insar_stack, write_insar_stack
 
 from conftest import shared_path

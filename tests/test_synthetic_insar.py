@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cryokit.motion.network import check_network
+from cryokit.sbas.network import check_network
 from cryokit.synthetic.insar import make_insar_stack, write_insar_stack
 
 

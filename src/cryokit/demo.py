@@ -146,8 +146,8 @@ def dem_demo(outdir: Path, seed: int = 0) -> list[tuple[str, str]]:
 
 def sbas_demo(outdir: Path, seed: int = 0) -> list[tuple[str, str]]:
     """Synthetic interferogram stack -> sbas product (EGMS-style points) -> error against truth."""
-    from .motion.egms import read_egms
-    from .motion.sbas_product import SbasOptions, make_sbas
+    from .egms.formats import read_egms
+    from .sbas.product import SbasOptions, make_sbas
     from .synthetic.insar import make_insar_stack, write_insar_stack
 
     s = make_insar_stack(shape=(80, 100), n_dates=25, seed=seed)

@@ -56,8 +56,8 @@ def stats(
     LOS in mm, positive towards the satellite. Columns keep the input's order and naming; missing
     statistics are added before the dates.
     """
-    from ..motion.egms import read_egms, write_points
-    from ..motion.stats import agreement, points_with_stats
+    from ..egms.formats import read_egms, write_points
+    from ..egms.stats import agreement, points_with_stats
 
     t0 = time.perf_counter()
     with guarded_file(output, inputs=(input,), overwrite=overwrite):
@@ -105,7 +105,7 @@ def convert(
     mm, positive towards the satellite) and a point geometry; units, level and the XML header go
     into the file metadata.
     """
-    from ..motion.egms import read_egms, write_points
+    from ..egms.formats import read_egms, write_points
 
     t0 = time.perf_counter()
     with guarded_file(output, inputs=(input,), overwrite=overwrite):

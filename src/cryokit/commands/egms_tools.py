@@ -32,7 +32,7 @@ def reference(
     LOS displacement in mm, positive towards the satellite (los_east/north/up =
     ground-to-satellite unit vector); velocities mm/yr; t in years from the first date.
     """
-    from ..motion.egms_reference import make_reference
+    from ..egms.product import make_reference
 
     with guarded_file(out, inputs=(inp, area), overwrite=overwrite,
                       beside=[Path(out).with_suffix(".json")]):
@@ -64,7 +64,7 @@ def calibrate(
     LOS displacement in mm, positive towards the satellite (los_east/north/up =
     ground-to-satellite unit vector); velocities mm/yr; t in years from the first date.
     """
-    from ..motion.egms_calibration import make_calibration
+    from ..egms.product import make_calibration
 
     positive("--min-points", min_points)
     if not radius > 0:
@@ -107,7 +107,7 @@ def ortho_cmd(
     -9999; up / east positive) and .zip (CSV + XML), report.json, quicklook.png,
     metadata.json, stac-item.json.
     """
-    from ..motion.egms_ortho import OrthoOptions, make_ortho
+    from ..egms.ortho import OrthoOptions, make_ortho
 
     opts = OrthoOptions(step_days=step_days, max_gap_days=max_gap, min_points=min_points,
                         version=version, north_velocity=north_velocity, place=place)
@@ -143,7 +143,7 @@ def compare(
     Differences NEW minus OLD of mean velocity (mm/yr), acceleration, seasonality, RMSE and
     temporal coherence, with count, mean, median, NMAD, RMS and percentiles.
     """
-    from ..motion.egms_compare import make_compare
+    from ..egms.product import make_compare
 
     if not max_distance >= 0:
         raise UserError(f"--max-distance: must be >= 0 m, got {max_distance}")
@@ -167,7 +167,7 @@ def plot(
     overwrite: bool = overwrite_option(),
 ):
     """Velocity map (diverging colours, symmetric limits) and one point's series with its fit."""
-    from ..motion.egms_plots import make_plots
+    from ..egms.product import make_plots
 
     files = [Path(outdir) / "velocity_map.png",
              Path(outdir) / f"timeseries_{safe_name(pid, 'pid')}.png"]

@@ -44,7 +44,7 @@ def sbas(
     (displacement in mm on x, y, time), report.json (network, reference, weights, counts,
     units, sign convention), metadata.json, stac-item.json and quicklook.png.
     """
-    from ..motion.sbas_product import SbasOptions, make_sbas
+    from ..sbas.product import SbasOptions, make_sbas
 
     positive("--block-rows", block_rows)
     positive("--workers", workers)

@@ -5,7 +5,7 @@ varies smoothly across the scene, a seasonal term and a subsidence bowl (Gaussia
 centre sinking at ``bowl_mm_per_yr``). Each date adds an atmospheric-like phase screen
 (spatially smooth random field, ``atmosphere_mm`` std); an interferogram (i, j) is
 ``phase[j] - phase[i] + noise``, with ``phase = -4 pi d / wavelength`` (the convention of
-:mod:`cryokit.motion.sbas`) and noise drawn from the interferogram's coherence: Cramér-Rao
+:mod:`cryokit.sbas.inversion`) and noise drawn from the interferogram's coherence: Cramér-Rao
 std ``sqrt((1 - γ²) / (2 L γ²))`` radians for L looks, γ decaying with the time span and
 lower over a "decorrelating" patch. Pixels are NaN where γ < ``nan_below`` (unwrapping not
 possible) and in a few random unwrapping-failure blobs.
@@ -129,7 +129,7 @@ def make_insar_stack(shape: tuple[int, int] = (80, 100), n_dates: int = 25,
     atmo = atmo - atmo[:1]
     k_mm = -4 * np.pi / (wavelength_m * 1000.0)          # mm -> radians
     phase = (disp + atmo) * k_mm
-    from ..motion.network import sequential_network
+    from ..sbas.network import sequential_network
     pairs = sequential_network(n_dates, neighbours)[:max_ifgs]
     gamma0 = np.clip(0.85 - 0.5 * np.exp(-((yy - 0.2 * h) ** 2 + (xx - 0.8 * w) ** 2)
                                          / (2 * (0.12 * min(h, w)) ** 2))

@@ -31,7 +31,7 @@ ISCE, whose unwrapped phase grows with range.
 Examples
 --------
 >>> import numpy as np
->>> from cryokit.motion.network import sequential_network
+>>> from cryokit.sbas.network import sequential_network
 >>> truth = np.array([0.0, 1.0, 1.5, 3.0])[:, None]          # 4 dates, 1 pixel, radians
 >>> pairs = sequential_network(4, 2)
 >>> ifgs = truth[pairs[:, 1]] - truth[pairs[:, 0]]

@@ -3,9 +3,9 @@
 Steps: read the stack (:mod:`.interferograms`), check the network (:mod:`.network`), refer
 every interferogram to one pixel (given, or provisional: the pixel valid in every
 interferogram with the highest mean coherence, else the smoothest phase), invert blocks of
-rows (:func:`.sbas.invert`, through :func:`cryokit.core.parallel.run_tasks`), convert to LOS
+rows (:func:`.inversion.invert`, through :func:`cryokit.core.parallel.run_tasks`), convert to LOS
 millimetres (positive towards the satellite), move the reference to the final reference
-pixel (given, or automatic: :func:`.sbas.choose_reference`) by subtracting its series, keep
+pixel (given, or automatic: :func:`.inversion.choose_reference`) by subtracting its series, keep
 pixels with temporal coherence >= ``min_coherence`` and a full series as points, and write:
 
 ``points.csv`` / ``points.parquet`` (EGMS columns, date columns YYYYMMDD in mm),
@@ -30,11 +30,11 @@ from ..core.cube import GRID_MAPPING, spatial_ref, write_cube, xy_coords
 from ..core.errors import UserError
 from ..core.records import write_json, write_records
 from ..core.raster import write_cog
-from . import sbas
+from . import inversion
 from .interferograms import IfgStack, read_flat, read_stack
 from .network import check_network, require_connected
 
-# --weight name -> cryokit.motion.sbas.coherence_weights func ("coherence" is the original
+# --weight name -> cryokit.sbas.inversion.coherence_weights func ("coherence" is the original
 # name of the Fisher-information weights, kept as an alias of "fim")
 WEIGHTS = {"none": None, "coherence": "fim", "fim": "fim", "coh": "coh", "var": "var"}
 _WEIGHT_TEXT = {
@@ -105,9 +105,9 @@ def invert_rows(rows, *, stack: IfgStack, ref_values: np.ndarray, weight_func: s
     y -= ref_values[:, None, None].astype(np.float32)
     w = None
     if weight_func is not None:
-        w = sbas.coherence_weights(c, looks, weight_func)
+        w = inversion.coherence_weights(c, looks, weight_func)
         w[~np.isfinite(y)] = 0.0
-    res = sbas.invert(y, stack.pairs, len(stack.dates), w, allow_subsets=allow_subsets,
+    res = inversion.invert(y, stack.pairs, len(stack.dates), w, allow_subsets=allow_subsets,
                       phase_scale=phase_scale)
     return res.phase.astype(np.float64), res.temporal_coherence, res.n_obs, res.info
 
@@ -191,7 +191,7 @@ def make_sbas(inputs: list[str], outdir: str, options: SbasOptions = SbasOptions
         raise UserError("no coordinates: give --lon/--lat grids (or lat/lon datasets) so "
                         "points can be located", source)
     units = stack.units
-    wavelength = opts.wavelength_m or stack.wavelength_m or sbas.SENTINEL1_WAVELENGTH_M
+    wavelength = opts.wavelength_m or stack.wavelength_m or inversion.SENTINEL1_WAVELENGTH_M
     phase_scale = 1.0 if units == "rad" else 4 * np.pi / (wavelength * 1000.0)
     net = check_network(stack.pairs, len(stack.dates))
     if not opts.allow_subsets:
@@ -245,14 +245,14 @@ def make_sbas(inputs: list[str], outdir: str, options: SbasOptions = SbasOptions
     t_inv = time.perf_counter() - t0
 
     # 3. millimetres, final reference, velocity
-    disp = sbas.phase_to_mm(phase, wavelength) if units == "rad" else phase
+    disp = inversion.phase_to_mm(phase, wavelength) if units == "rad" else phase
     t_years = np.array([(d - stack.dates[0]).days / 365.25 for d in stack.dates])
     if given is not None:
         ref, ref_info = given, {"rule": "given"}
     else:
-        vel0, _ = sbas.linear_velocity(disp, t_years)   # before referencing: to choose it
+        vel0, _ = inversion.linear_velocity(disp, t_years)   # before referencing: to choose it
         try:
-            r, c, ref_info = sbas.choose_reference(tcoh, vel0, min_coherence=opts.min_coherence)
+            r, c, ref_info = inversion.choose_reference(tcoh, vel0, min_coherence=opts.min_coherence)
         except ValueError:
             raise UserError("no pixel has a full series; nothing to reference", source) from None
         ref = (r, c)
@@ -260,7 +260,7 @@ def make_sbas(inputs: list[str], outdir: str, options: SbasOptions = SbasOptions
         raise UserError(f"reference pixel (row {ref[0]}, col {ref[1]}) has no full series "
                         "(not connected in its valid interferograms)", source)
     disp = disp - disp[:, ref[0], ref[1]][:, None, None]
-    vel, vel_std = sbas.linear_velocity(disp, t_years)
+    vel, vel_std = inversion.linear_velocity(disp, t_years)
     keep = np.isfinite(disp).all(0) & (tcoh >= opts.min_coherence)
     lon, lat = _lonlat(stack)
 
@@ -285,7 +285,7 @@ def make_sbas(inputs: list[str], outdir: str, options: SbasOptions = SbasOptions
                         _WEIGHT_TEXT[weight_func].format(
                             looks=min(max(int(np.rint(opts.looks)), 1), 80))),
             "wavelength_m": wavelength,
-            "sign_convention": sbas.SIGN_CONVENTION if units == "rad" else
+            "sign_convention": inversion.SIGN_CONVENTION if units == "rad" else
             "input in mm, taken as LOS displacement with the input's own sign",
             "units": {"displacement": "mm", "velocity": "mm/yr", "temporal_coherence": "1"},
             "time_reference": f"series are 0 at the first date {stack.dates[0].isoformat()}",
@@ -324,8 +324,8 @@ def _nanstat(f, a):
 
 def _write_points(out: Path, stack: IfgStack, disp, tcoh, keep, lon, lat, wavelength: float,
                   opts: SbasOptions) -> int:
-    from .egms import EgmsPoints, write_egms, write_geoparquet
-    from .stats import timeseries_stats
+    from ..egms.formats import EgmsPoints, write_egms, write_geoparquet
+    from ..egms.stats import timeseries_stats
     from pyproj import Transformer
 
     rows, cols = np.nonzero(keep)
@@ -359,7 +359,7 @@ def _write_points(out: Path, stack: IfgStack, disp, tcoh, keep, lon, lat, wavele
 def _write_velocity(out: Path, stack, vel, vel_std, tcoh, keep, ref, opts) -> None:
     d0, d1 = stack.dates[0], stack.dates[-1]
     tags = {"date_start": d0.isoformat(), "date_end": d1.isoformat(),
-            "sign_convention": sbas.SIGN_CONVENTION, "reference_row": ref[0],
+            "sign_convention": inversion.SIGN_CONVENTION, "reference_row": ref[0],
             "reference_col": ref[1], "min_temporal_coherence": opts.min_coherence,
             "software": f"cryokit {__version__}"}
     write_cog(out / "velocity.tif",
@@ -390,7 +390,7 @@ def _write_cube(path: Path, stack: IfgStack, disp, vel, tcoh, keep, ref) -> None
                 "time": ("time", np.array(stack.dates, "datetime64[ns]"),
                          {"long_name": "acquisition date"})},
         attrs={"title": "SBAS LOS displacement series", "Conventions": "CF-1.8",
-               "sign_convention": sbas.SIGN_CONVENTION, "reference_row": ref[0],
+               "sign_convention": inversion.SIGN_CONVENTION, "reference_row": ref[0],
                "reference_col": ref[1], "source": f"cryokit {__version__}"})
     write_cube(ds, path, since=stack.dates[0])
 

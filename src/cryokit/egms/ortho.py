@@ -23,8 +23,8 @@ from ..core.atomic import atomic_file, staged_dir
 from ..core.errors import UserError, require_file
 from ..core.records import write_json, write_records
 from ..core.robust import nmad
-from . import gnss, ortho
-from .egms_io import LAEA, json_safe, load_points, numeric_column, stats_and_shifted, to_laea, xy
+from . import decompose, gnss
+from .points import LAEA, json_safe, load_points, numeric_column, stats_and_shifted, to_laea, xy
 
 
 @dataclass(frozen=True)
@@ -110,16 +110,16 @@ def ortho_solve(bursts, opts: OrthoOptions = OrthoOptions()):
     end = min(b.dates[-1] for b in bursts)
     if end <= start:
         raise UserError("the bursts have no common time span")
-    grid_dates = ortho.regular_dates(start, end, opts.step_days)
+    grid_dates = decompose.regular_dates(start, end, opts.step_days)
     per = []
     for b in bursts:
         x, y = xy(b)
-        ix, iy = ortho.cell_index(x, y, opts.cell)
-        series = ortho.interpolate_to_grid(b.dates, b.disp, grid_dates, opts.max_gap_days)
+        ix, iy = decompose.cell_index(x, y, opts.cell)
+        series = decompose.interpolate_to_grid(b.dates, b.disp, grid_dates, opts.max_gap_days)
         cols = [numeric_column(b, c) for c in ("los_east", "los_north", "los_up", "height")]
         gv = (numeric_column(b, "gnss_velocity") if "gnss_velocity" in b.attrs.columns
               else np.full(x.size, np.nan))
-        cells, mean, count = ortho.cell_average(ix, iy, np.column_stack(cols + [gv, series]))
+        cells, mean, count = decompose.cell_average(ix, iy, np.column_stack(cols + [gv, series]))
         per.append((cells, mean, count[:, 0]))
     allcells = np.unique(np.concatenate([p[0] for p in per]), axis=0)
     C, m, G = len(allcells), grid_dates.size, len(bursts)
@@ -135,9 +135,9 @@ def ortho_solve(bursts, opts: OrthoOptions = OrthoOptions()):
     cx = (allcells[:, 0] + 0.5) * opts.cell
     cy = (allcells[:, 1] + 0.5) * opts.cell
     vn, north_text = _north_at(opts.north_velocity, cx, cy)
-    east, up, ok = ortho.decompose(los, stack[:, :, 5:], npts, ortho.north_displacement(vn, t),
+    east, up, ok = decompose.decompose(los, stack[:, :, 5:], npts, decompose.north_displacement(vn, t),
                                    min_points=opts.min_points)
-    ge, gu, _ = ortho.decompose(los, stack[:, :, 4:5], npts, vn[:, None],
+    ge, gu, _ = decompose.decompose(los, stack[:, :, 4:5], npts, vn[:, None],
                                 min_points=opts.min_points)
     # Dates a cell lacks (gaps beyond max_gap in a geometry) would break the per-cell model
     # fit; cells are kept only where every date is solved.

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..core.errors import UserError
 from ..core.records import json_safe, write_json  # noqa: F401 - json_safe used by the EGMS steps
-from . import egms
+from . import formats
 from .stats import EGMS_DECIMALS, timeseries_stats
 
 LAEA = "EPSG:3035"
@@ -32,7 +32,7 @@ _CANONICAL = {"height_ortho": "height", "rmse_ts": "rmse", "height_ellipse": "he
 
 def load_points(path):
     """Read an EGMS file (zip/CSV, any level and naming) as :class:`EgmsPoints`."""
-    return egms.read_egms(path)
+    return formats.read_egms(path)
 
 
 def column_name(points, canonical: str) -> str:
@@ -85,9 +85,9 @@ def write_points(points, out, report: dict) -> list[str]:
     """Write points by suffix (.zip/.csv EGMS format, .parquet, .gpkg) and ``report`` as
     OUT.json beside them; returns the paths written."""
     out = Path(out)
-    if out.suffix.lower() not in egms.OUTPUT_SUFFIXES:
+    if out.suffix.lower() not in formats.OUTPUT_SUFFIXES:
         raise UserError("output must end in .zip or .csv (EGMS format), .parquet or .gpkg", out)
-    egms.write_points(points, out)
+    formats.write_points(points, out)
     rep = out.with_suffix(".json")
     write_json(rep, json_safe(report))
     return [str(out), str(rep)]
