@@ -9,12 +9,12 @@ import typer
 
 from ..core.errors import UserError
 from ..core.outputs import guarded_dir
-from . import overwrite_option, positive, summary
+from . import options
 
 
 def sbas(
     ifgs: list[Path] = typer.Argument(..., help="Unwrapped interferograms: GeoTIFFs in radians on one grid (dates from FIRST_DATE/SECOND_DATE tags or *_YYYYMMDD-YYYYMMDD_* names; nodata and 0 = no data; coherence files *cc*/*coh* with the same dates beside them are found), or one HDF5 file with igram (n_ifg, rows, cols), Jmat (+1/-1 per ifg) and dates."),
-    outdir: Path = typer.Option(..., "-o", "--output", "--outdir", help="Output folder: new, empty, or an earlier sbas output (with --overwrite)."),
+    outdir: Path = options.output_dir("Output folder: new, empty, or an earlier sbas output (with --overwrite)."),
     wavelength: Optional[float] = typer.Option(None, "--wavelength", help="Radar wavelength in metres [default: WAVELENGTH_METRES tag, else Sentinel-1 0.05546576]."),
     weight: str = typer.Option("none", "--weight", help="Weights of the interferograms from the coherence files, as MintPy's weight_func: none (ordinary least squares) | fim (= coherence): Fisher information 2Lγ²/(1-γ²) | coh: γ | var: 1 / phase variance of a distributed scatterer with --looks looks (Tough et al. 1995)."),
     looks: float = typer.Option(1.0, "--looks", help="Independent looks L of the coherence estimate (MintPy: NCORRLOOKS, or range x azimuth looks / 1.94 for Sentinel-1 IW), rounded, 1 to 80; changes the solution only with --weight var."),
@@ -27,10 +27,10 @@ def sbas(
     dem: Optional[Path] = typer.Option(None, "--dem", help="DEM (m) for the points' height column."),
     allow_subsets: bool = typer.Option(False, "--allow-subsets", help="Solve a disconnected network per connected subset (each zero at its own first date) instead of failing."),
     block_rows: int = typer.Option(256, "--block-rows", help="Rows per inversion block."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Run row blocks on a local dask cluster of N processes."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Run row blocks on an existing dask.distributed scheduler (tcp://host:port)."),
-    place: Optional[str] = typer.Option(None, "--place", help="Place name for the metadata record."),
-    overwrite: bool = overwrite_option(),
+    workers: Optional[int] = options.workers("row blocks"),
+    scheduler: Optional[str] = options.scheduler("row blocks"),
+    place: Optional[str] = options.place(),
+    overwrite: bool = options.overwrite(),
 ):
     """Ground motion points from a network of unwrapped interferograms (SBAS).
 
@@ -46,8 +46,8 @@ def sbas(
     """
     from ..sbas.product import SbasOptions, make_sbas
 
-    positive("--block-rows", block_rows)
-    positive("--workers", workers)
+    options.positive("--block-rows", block_rows)
+    options.positive("--workers", workers)
     if wavelength is not None and not (wavelength > 0 and wavelength < 10):
         raise UserError(f"--wavelength: must be a radar wavelength in metres (0 < L < 10), "
                         f"got {wavelength}")
@@ -65,7 +65,7 @@ def sbas(
         rep = make_sbas([str(p) for p in ifgs], str(outdir), opts)
     net, ref = rep["network"], rep["reference"]["series"]
     v = rep["velocity"]
-    summary("cryokit sbas", [
+    options.summary("cryokit sbas", [
         ("network", f"{net['n_interferograms']} interferograms, {net['n_dates']} dates, "
                     f"{net['n_components']} subset(s), min redundancy {net['min_redundancy']}"),
         ("reference", f"row {ref['row']}, col {ref['col']} ({ref['lon']:.5f}, {ref['lat']:.5f})"),

@@ -1,33 +1,16 @@
-"""The ``cryokit`` command line: one sub-command per product, no algorithm here.
-
-User errors (bad files, grids, dates, option values, usage) print one line and exit with
-code 2; internal errors print one line and exit with code 1 (``--debug`` shows the traceback).
-"""
+"""``cryokit velocity`` and ``cryokit sar-velocity``: glacier velocity from optical pairs and
+SAR amplitude series."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
-from .commands import dem, egms, egms_tools, landcover, landcover_model, sbas
-from . import __version__
-from .core import console
-from .commands import overwrite_option, positive, summary as _summary
-from .core.errors import UserError, as_user_error
-from .core.outputs import guarded_dir
 
-app = typer.Typer(
-    name="cryokit", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
-    pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]},
-    help=("cryokit turns satellite images, DEMs and InSAR measurements into cryosphere and "
-          "geodesy data products (cloud-optimised GeoTIFF + metadata.json + STAC Item + "
-          "quick-look). Run 'cryokit demo' for a product made from a synthetic scene with "
-          "known truth, or 'cryokit COMMAND --help' for each product."))
-for _module in (egms, egms_tools, sbas, landcover, landcover_model, dem):
-    _module.register(app)
+from ..core.errors import UserError
+from ..core.outputs import guarded_dir
+from . import options
 
 
 def _velocity_summary(rep: dict, outdir: str) -> None:
@@ -42,14 +25,13 @@ def _velocity_summary(rep: dict, outdir: str) -> None:
                      f"NMAD ({sg['nmad_px'][0]:.3f}, {sg['nmad_px'][1]:.3f}) px = "
                      f"({sg['nmad_units'][0]:.3f}, {sg['nmad_units'][1]:.3f}) {rep['units']}"))
     rows.append(("output", outdir))
-    _summary("cryokit velocity", rows)
+    options.summary("cryokit velocity", rows)
 
 
-@app.command()
 def velocity(
     ref: Path = typer.Argument(..., help="Reference (earlier) image: any GDAL raster, band 1."),
     sec: Path = typer.Argument(..., help="Secondary (later) image, on REF's grid unless --resample."),
-    outdir: Path = typer.Option(..., "-o", "--output", "--outdir", help="Output folder: new, empty, or an earlier velocity output (with --overwrite)."),
+    outdir: Path = options.output_dir("Output folder: new, empty, or an earlier velocity output (with --overwrite)."),
     dates: Optional[tuple[str, str]] = typer.Option(
         None, "--dates", metavar="D1 D2",
         help="Acquisition dates YYYY-MM-DD of REF and SEC. Default: from metadata tags or file "
@@ -72,11 +54,11 @@ def velocity(
     max_nodata: float = typer.Option(0.5, "--max-nodata", help="Largest nodata fraction of a chip still matched (on its valid pixels)."),
     min_snr: float = typer.Option(1.0, "--min-snr", help="Nodes with peak/mean |correlation| below this are invalid."),
     fill_gaps: bool = typer.Option(False, "--fill-gaps", help="Fill isolated invalid nodes from neighbours (marked in filled.tif)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Run tiles on a local dask cluster of N processes."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Run tiles on an existing dask.distributed scheduler (tcp://host:port)."),
+    workers: Optional[int] = options.workers("tiles"),
+    scheduler: Optional[str] = options.scheduler("tiles"),
     tile_nodes: int = typer.Option(0, "--tile-nodes", help="Nodes per tile side (0: about 2048 px per tile)."),
-    place: Optional[str] = typer.Option(None, "--place", help="Place name for the metadata record."),
-    overwrite: bool = overwrite_option(),
+    place: Optional[str] = options.place(),
+    overwrite: bool = options.overwrite(),
 ):
     """Glacier velocity from an optical image pair (feature tracking).
 
@@ -85,13 +67,13 @@ def velocity(
     valid fraction, timings), metadata.json, stac-item.json and quicklook.png. Rasters are
     cloud-optimised GeoTIFFs on the node grid (pixel = step x image pixel), nodata NaN.
     """
-    from .core.raster import read_grid
-    from .velocity.product import VelocityOptions, make_velocity
-    from .velocity.track import TrackParams
+    from ..core.raster import read_grid
+    from ..velocity.product import VelocityOptions, make_velocity
+    from ..velocity.track import TrackParams
 
     for name, v in (("--chip", chip), ("--step", step), ("--search", search),
                     ("--workers", workers), ("--tile-nodes", tile_nodes if tile_nodes else None)):
-        positive(name, v)
+        options.positive(name, v)
     if out_res is not None and not out_res > 0:
         raise UserError(f"--out-res: must be > 0 m, got {out_res}")
     if out_res is not None:
@@ -123,10 +105,9 @@ def velocity(
     _velocity_summary(rep, str(outdir))
 
 
-@app.command("sar-velocity")
 def sar_velocity(
     images: list[Path] = typer.Argument(..., help="SAR amplitude images (GeoTIFF, one date each, on one grid). Dates from Sentinel-1 style or YYYYMMDD / YYYY-MM-DD file names, else DATE tags."),
-    outdir: Path = typer.Option(..., "-o", "--output", "--outdir", help="Output folder: new, empty, or an earlier sar-velocity output, in which a re-run resumes."),
+    outdir: Path = options.output_dir("Output folder: new, empty, or an earlier sar-velocity output, in which a re-run resumes."),
     dem: Path = typer.Option(..., "--dem", help="DEM (metres) covering the images, any CRS; heights at nodes model the terrain offset."),
     stable_mask: Optional[Path] = typer.Option(None, "--stable-mask", help="Stable ground (polygons or raster) where the orbit/terrain model is fitted. Default: all nodes, moving ice trimmed as outliers."),
     heading: Optional[float] = typer.Option(None, "--heading", help="Track heading, degrees clockwise from north, for map-projected images (S1 ascending about -12, descending about -168). Default: radar geometry, x = range, y = azimuth."),
@@ -137,9 +118,9 @@ def sar_velocity(
     search: int = typer.Option(24, help="Largest displacement searched, pixels per axis (coarse-to-fine)."),
     oversample: int = typer.Option(1, "--oversample", help="Interpolate chips to N-times finer pixels before correlation (2 is classic for detected SAR; ~N^2 slower)."),
     degree: int = typer.Option(1, "--degree", help="Polynomial degree of the orbit model in image coordinates (0-2)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Run pairs on a local dask cluster of N processes."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Run pairs on an existing dask.distributed scheduler (tcp://host:port; shared file system)."),
-    place: Optional[str] = typer.Option(None, "--place", help="Place name for the metadata record."),
+    workers: Optional[int] = options.workers("pairs"),
+    scheduler: Optional[str] = options.scheduler("pairs"),
+    place: Optional[str] = options.place(),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start afresh in an earlier output of sar-velocity (only the files cryokit wrote are removed); without it a re-run resumes."),
 ):
     """Glacier velocity from a series of SAR amplitude images (offset tracking).
@@ -151,12 +132,12 @@ def sar_velocity(
     quicklook.png. Range is positive away from the track, azimuth along the flight direction.
     Finished pairs are not redone on a re-run. Exit code 1 when some pairs failed (listed).
     """
-    from .velocity.sar import sar_params
-    from .velocity.sar_product import SarOptions, make_sar_velocity
+    from ..velocity.sar import sar_params
+    from ..velocity.sar_product import SarOptions, make_sar_velocity
 
     for name, v in (("--chip", chip), ("--step", step), ("--search", search),
                     ("--workers", workers)):
-        positive(name, v)
+        options.positive(name, v)
     try:
         if oversample < 1:
             raise ValueError(f"--oversample must be >= 1, got {oversample}")
@@ -182,115 +163,12 @@ def sar_velocity(
             ("output", str(outdir))]
     for f in rep["failures"]:
         rows.append(("FAILED " + f["pair"], f["error"]))
-    _summary("cryokit sar-velocity", rows)
+    options.summary("cryokit sar-velocity", rows)
     if rep["failures"]:
         raise typer.Exit(1)
 
 
-@app.command()
-def demo(
-    outdir: Path = typer.Option(Path("cryokit-demo"), "-o", "--output", "--outdir", help="Where the demo writes its inputs and products."),
-    size: int = typer.Option(768, help="Synthetic scene size in pixels (square)."),
-    seed: int = typer.Option(0, help="Random seed of the synthetic scene."),
-):
-    """Run the products on synthetic scenes with known truth and print their error.
-
-    Velocity: a valley glacier pair (15 m pixels, 16 days) is written to OUTDIR/inputs,
-    tracked into OUTDIR/velocity, and compared with the exact displacement field.
-    SAR: a series of 8 speckled amplitude images (20 m, 15 days apart, orbit ramps and a
-    terrain offset) goes through sar-velocity into OUTDIR/sar-velocity.
-    DEM: two synthetic DEMs 20 years apart, misregistered by (9.3, -5.7, -2.5) m, with 6 m of
-    glacier thinning, go through dem-change into OUTDIR/dem-change.
-    """
-    from .demo import run_demo
-
-    positive("--size", size, minimum=256)
-    with guarded_dir(outdir, "demo", overwrite=True):
-        for name, rows in run_demo(outdir, size=size, seed=seed):
-            _summary(f"cryokit demo: {name}", rows)
-
-
-def _click_classes(name: str) -> tuple[type, ...]:
-    """``name`` from click and from the copy of click that newer typer releases carry."""
-    mods = [click.exceptions]
-    try:
-        from typer._click import exceptions as vendored
-        mods.append(vendored)
-    except ImportError:  # typer before 0.25 uses click itself
-        pass
-    return tuple({getattr(m, name) for m in mods if hasattr(m, name)})
-
-
-_NO_ARGS, _USAGE, _EXIT, _ABORT, _CLICK = (_click_classes(n) for n in (
-    "NoArgsIsHelpError", "UsageError", "Exit", "Abort", "ClickException"))
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"cryokit {__version__}")
-        raise typer.Exit(0)
-
-
-@app.callback()
-def _options(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summaries; warnings and errors only."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print what each step reads and writes."),
-    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an internal error."),
-) -> None:
-    """Options that go before the command name."""
-    console.configure(quiet=quiet, verbose=verbose, debug=debug)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Console entry point: the one place where errors become messages and exit codes.
-
-    User errors (bad file, bad option value, usage) print one line
-    ``cryokit: error: <file or option>: <what is wrong>`` and exit 2; internal errors print
-    one line with a hint to ``--debug`` and exit 1; ``--debug`` re-raises them.
-    """
-    argv = sys.argv[1:] if argv is None else list(argv)
-    console.configure(quiet=False, verbose=False, debug="--debug" in argv)
-    command = typer.main.get_command(app)
-    try:
-        rc = command.main(args=argv, prog_name="cryokit", standalone_mode=False)
-    except _NO_ARGS as e:
-        click.echo(e.ctx.get_help() if e.ctx else str(e), err=True)
-        return 2
-    except _USAGE as e:
-        hint = f" (see 'cryokit {e.ctx.command_path.partition(' ')[2]} --help')".replace(
-            "cryokit  --help", "cryokit --help") if e.ctx else ""
-        console.error(f"{e.format_message()}{hint}")
-        return 2
-    except UserError as e:
-        console.error(str(e))
-        return 2
-    except _EXIT as e:
-        return e.exit_code
-    except (*_ABORT, KeyboardInterrupt):
-        console.error("interrupted", prefix="cryokit: ")
-        return 130
-    except _CLICK as e:
-        console.error(e.format_message())
-        return e.exit_code
-    except Exception as e:  # noqa: BLE001 - the one place an unexpected error is reported
-        user = as_user_error(e)
-        if user is not None:
-            console.error(str(user))
-            return 2
-        if console.state.debug:
-            raise
-        console.error(f"{type(e).__name__}: {e} (run 'cryokit --debug ...' for the traceback)",
-                      prefix="cryokit: internal error: ")
-        return 1
-    return rc if isinstance(rc, int) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
-def run() -> None:
-    """Entry point of the ``cryokit`` console script."""
-    sys.exit(main())
+def register(app: typer.Typer) -> None:
+    """Add ``velocity`` and ``sar-velocity`` to the top-level app."""
+    app.command("velocity")(velocity)
+    app.command("sar-velocity")(sar_velocity)

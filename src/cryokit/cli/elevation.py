@@ -8,13 +8,13 @@ from typing import Optional
 import typer
 
 from ..core.outputs import guarded_dir
-from . import overwrite_option, positive, summary
+from . import options
 
 
 def dem_change(
     ref: Path = typer.Argument(..., help="Reference DEM (metres; any GDAL raster, projected CRS)."),
     tba: Path = typer.Argument(..., help="DEM to be aligned (other date/source/resolution/CRS)."),
-    outdir: Path = typer.Option(..., "-o", "--output", "--outdir", help="Output folder: new, empty, or an earlier dem-change output (with --overwrite)."),
+    outdir: Path = options.output_dir("Output folder: new, empty, or an earlier dem-change output (with --overwrite)."),
     ref_date: str = typer.Option(..., "--ref-date", help="Date of REF (YYYY-MM-DD)."),
     tba_date: str = typer.Option(..., "--tba-date", help="Date of TBA (YYYY-MM-DD)."),
     glaciers: Optional[Path] = typer.Option(None, "--glaciers", help="Glacier outlines (any OGR vector format); stable terrain is the rest unless --stable-mask."),
@@ -27,11 +27,11 @@ def dem_change(
     tba_vref: Optional[str] = typer.Option(None, "--tba-vref", help="Vertical reference of TBA (as --ref-vref). Different references are converted to the ellipsoid."),
     id_column: Optional[str] = typer.Option(None, "--id-column", help="Glacier id column of the outlines (default: row number)."),
     name_column: Optional[str] = typer.Option(None, "--name-column", help="Glacier name column of the outlines."),
-    place: Optional[str] = typer.Option(None, "--place", help="Place name for the metadata record."),
+    place: Optional[str] = options.place(),
     block_rows: Optional[int] = typer.Option(None, "--block-rows", help="Rows per block of the correction/differencing/writing pass [default: about 4 million pixels per block; grids smaller than that are one block]. Smaller blocks use less memory; the result does not depend on it (up to float32 rounding)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Run the blocks on a local dask cluster of N processes (N >= 2; default: serial). The co-registration fit stays in this process."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Run the blocks on a running dask.distributed scheduler (tcp://host:port); workers must see the input files and OUTDIR's parent folder."),
-    overwrite: bool = overwrite_option(),
+    workers: Optional[int] = options.workers("the blocks"),
+    scheduler: Optional[str] = options.scheduler("the blocks"),
+    overwrite: bool = options.overwrite(),
 ):
     """Glacier elevation change from two DEMs: co-registration, bias correction, per-glacier change.
 
@@ -48,8 +48,8 @@ def dem_change(
     """
     from ..elevation.product import DemChangeOptions, make_dem_change, parse_coreg
 
-    positive("--block-rows", block_rows)
-    positive("--workers", workers)
+    options.positive("--block-rows", block_rows)
+    options.positive("--workers", workers)
 
     opts = DemChangeOptions(grid=grid, coreg=parse_coreg(coreg_steps),
                             curvature_bias=curvature_bias, curvature_second=curvature_second,
@@ -65,7 +65,7 @@ def dem_change(
                               options=opts)
     c = rep["coregistration"]
     sb, sa = rep["statistics"]["before"]["stable"], rep["statistics"]["after"]["stable"]
-    summary("cryokit dem-change", [
+    options.summary("cryokit dem-change", [
         ("shift", f"x {c['shift_x']:+.2f} m, y {c['shift_y']:+.2f} m, z {c['shift_z']:+.2f} m"),
         ("stable before", f"median {sb['median']:+.2f} m, NMAD {sb['nmad']:.2f} m"),
         ("stable after", f"median {sa['median']:+.2f} m, NMAD {sa['nmad']:.2f} m"),
