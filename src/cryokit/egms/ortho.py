@@ -1,4 +1,4 @@
-"""EGMS product step: Ortho (L3) east and up tiles from ascending and descending bursts.
+"""The Ortho (L3) product: east and up tiles from ascending and descending EGMS bursts.
 
 Each burst is interpolated to a regular time grid, points are averaged per 100 m cell of
 EPSG:3035, and per cell and date the LOS displacements of both geometries are decomposed

@@ -1,6 +1,5 @@
 """Class-prior correction: per-class weights on the probabilities so that the predicted class
-frequencies match the training ones (:func:`prior_weights`), or adapt to the class shares of
-the region being mapped (:func:`em_prior_weights`).
+frequencies match the training ones (:func:`prior_weights`, ``--prior train``).
 
 A classifier trained with class weights (``balance``) over-predicts rare classes; one trained
 without them under-predicts them (the arg-max favours the majority where classes overlap).
@@ -9,10 +8,6 @@ without them under-predicts them (the arg-max favours the majority where classes
 (the training samples' own, from cross-validation), in the spirit of the threshold-moving /
 prior-adjustment methods of Saerens et al. (2002).  The weights are fixed at training time,
 so prediction stays pixel-wise (block-safe) and costs one multiplication.
-
-:func:`em_prior_weights` instead needs the probabilities of the mapped region's own pixels.
-It is not a product option: in the session 7 cross-validation of
-``benchmarks/landcover_real.py`` it did not beat the unadapted models.
 """
 
 from __future__ import annotations
@@ -68,54 +63,6 @@ def prior_weights(proba: np.ndarray, target: np.ndarray, iters: int = 200,
         w = w * ((target + 1.0 / n) / (freq + 1.0 / n)) ** (step * 0.98 ** it)
         w = w / np.exp(np.log(w).mean())
     return best
-
-
-def em_prior_weights(proba: np.ndarray, source: np.ndarray, iters: int = 200,
-                     tol: float = 1e-6) -> np.ndarray:
-    """Per-class weights ``target / source`` adapting probabilities to the class shares of the
-    pixels they were predicted for (label shift), by the EM of Saerens, Latinne & Decaestecker
-    (2002, Neural Computation 14): the shares are re-estimated as the mean of the re-weighted
-    posteriors until they stop changing.  Needs no label of those pixels.
-
-    Parameters
-    ----------
-    proba : ndarray (n, K)
-        Class probabilities of the pixels of the region (all of them, or a random sample).
-    source : ndarray (K,)
-        The class shares the classifier's probabilities imply on its own training domain
-        (e.g. the mean out-of-fold probability of the training samples: with class
-        balancing these are not the training frequencies).
-
-    Examples
-    --------
-    A calibrated classifier trained on 50/50 classes, applied to a region with 80/20:
-
-    >>> rng = np.random.default_rng(0)
-    >>> y = rng.random(20000) < 0.2                       # class 1 in 20 % of the pixels
-    >>> x = rng.normal(np.where(y, 1.0, -1.0))
-    >>> p1 = 1 / (1 + np.exp(-2 * x)); p = np.stack([1 - p1, p1], axis=1)  # exact at 50/50
-    >>> w = em_prior_weights(p, np.array([0.5, 0.5]))
-    >>> np.round(w / w.sum(), 2)                          # the estimated shares of the region
-    array([0.8, 0.2])
-    """
-    proba = np.asarray(proba, np.float64)
-    n, k = proba.shape
-    source = np.asarray(source, np.float64)
-    if source.shape != (k,) or n == 0:
-        raise ValueError("source needs one share per column of a non-empty proba")
-    source = np.maximum(source / source.sum(), 1e-12)
-    target = source.copy()
-    for _ in range(iters):
-        q = proba * (target / source)
-        q /= np.maximum(q.sum(axis=1, keepdims=True), 1e-300)
-        new = q.mean(axis=0)
-        done = np.abs(new - target).max() < tol
-        target = new
-        if done:
-            break
-    # not rescaled: a class the region lacks gets a weight near 0, and a geometric-mean
-    # scaling would then blow the others up past float32
-    return target / source
 
 
 def apply_prior(proba: np.ndarray, weights: np.ndarray | None) -> np.ndarray:

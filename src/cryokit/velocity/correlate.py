@@ -6,7 +6,7 @@ integer offsets ``centre ± search`` (rows, columns). Offsets are in pixels, x =
 right, y = rows downward: a feature at (r, c) in REF is found at (r + dy, c + dx) in SEC.
 
 NCC surfaces of gap-free chips come from a fused numba kernel (:mod:`.ncc_kernel`, direct sums
-in parallel over nodes); orientation correlation, and NCC when ``CRYOKIT_NCC=opencv``, use
+in parallel over nodes); orientation correlation, and NCC with ``engine="reference"``, use
 OpenCV's ``matchTemplate`` (one call per node, no Python loop over surface pixels). Chips that
 touch nodata use a batched masked NCC in the Fourier domain (Padfield 2012) so that gaps are left out rather than filled.
 Sub-pixel positions come from a 3-point Gaussian fit refined by a masked, normalised
@@ -16,7 +16,6 @@ peak-fitting (a few hundredths of a pixel on textured ice).
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -132,7 +131,7 @@ def masked_ncc(tpl: np.ndarray, srch: np.ndarray, min_overlap: float = 0.5) -> n
 def correlation_surfaces(ref: np.ndarray, sec: np.ndarray, r0, c0, centre_dy, centre_dx, *,
                          chip: int, search: int, matcher: str = "ncc",
                          max_nodata: float = 0.3, min_overlap: float = 0.5,
-                         threads: int = 1) -> Surfaces:
+                         threads: int = 1, engine: str = "auto") -> Surfaces:
     """Correlation surfaces of every node over integer offsets ``centre ± search``.
 
     Parameters
@@ -144,6 +143,8 @@ def correlation_surfaces(ref: np.ndarray, sec: np.ndarray, r0, c0, centre_dy, ce
     max_nodata : nodes whose template has more than this fraction of nodata get a NaN surface.
     min_overlap : for chips with nodata, offsets where fewer than this fraction of the
         template's valid pixels meet valid search pixels are NaN (:func:`masked_ncc`).
+    engine : "auto" (the numba NCC kernel for gap-free chips where numba is installed) or
+        "reference" (OpenCV ``matchTemplate`` for every chip, what the kernel is checked against).
 
     Returns
     -------
@@ -175,7 +176,7 @@ def correlation_surfaces(ref: np.ndarray, sec: np.ndarray, r0, c0, centre_dy, ce
         masked = np.flatnonzero(usable & ~clean)
     else:  # zero vectors (nodata, outside) drop out of the orientation correlation
         clean, masked = usable, np.array([], np.int64)
-    fused = matcher == "ncc" and ncc_kernel.AVAILABLE and os.environ.get("CRYOKIT_NCC") != "opencv"
+    fused = matcher == "ncc" and ncc_kernel.AVAILABLE and engine != "reference"
     if matcher == "ncc" and clean.any() and not fused:  # flat: no defined correlation
         j = np.flatnonzero(clean)
         clean[j[np.nanstd(extract(ref, r0[j], c0[j], chip, chip), axis=(1, 2)) < 1e-9]] = False
@@ -308,7 +309,7 @@ def shifted_chips(img: np.ndarray, r0, c0, dy, dx, chip: int) -> np.ndarray:
 def refine_lk(ref: np.ndarray, sec: np.ndarray, r0, c0, dy, dx, *, chip: int, iterations: int = 4,
               max_move: float = 1.0, tol: float = 2e-3, window: float | None = None,
               threads: int = 1, chunk: int = 1024, sigma: bool = False,
-              min_valid: float = MIN_LK_VALID, gradient=None):
+              min_valid: float = MIN_LK_VALID, gradient=None, engine: str = "auto"):
     """Sub-pixel refinement by masked, normalised Lucas-Kanade (inverse compositional).
 
     Minimises sum w (norm(SEC(x + d)) - norm(REF(x)))^2 over each chip, where norm removes the
@@ -318,7 +319,8 @@ def refine_lk(ref: np.ndarray, sec: np.ndarray, r0, c0, dy, dx, *, chip: int, it
     iterating once their update is below ``tol`` px. A node with fewer than ``min_valid`` of
     its chip's pixels valid in both images, that moves more than ``max_move`` px from its
     start, or whose system is singular, is NaN. ``gradient`` may pass ``np.gradient(ref)``
-    when several calls share one reference. With ``sigma=True`` a third array
+    when several calls share one reference; ``engine="reference"`` runs the numpy code the
+    numba kernel (the default where numba is installed) is checked against. With ``sigma=True`` a third array
     holds each node's standard error (px, radial) from the residual of its last iteration:
     sqrt(var(residual) * trace(H^-1)), the Cramer-Rao bound of a least-squares shift.
 
@@ -347,7 +349,7 @@ def refine_lk(ref: np.ndarray, sec: np.ndarray, r0, c0, dy, dx, *, chip: int, it
         g = np.exp(-0.5 * ((np.arange(chip) - (chip - 1) / 2) / (window * chip)) ** 2)
         taper = np.outer(g, g).astype(np.float32)
 
-    if lk_kernel.AVAILABLE and os.environ.get("CRYOKIT_LK", "numba") != "numpy":
+    if lk_kernel.AVAILABLE and engine != "reference":
         y, x, s = lk_kernel.refine(ref, sec, gx, gy, r0, c0, dy, dx, chip=chip, taper=taper,
                                    iterations=iterations, tol=tol, need=need,
                                    max_move=max_move, threads=threads)

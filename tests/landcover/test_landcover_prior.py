@@ -10,7 +10,7 @@ import pytest
 
 from cryokit.cli import main
 from cryokit.landcover.classify import GlobalClassifier, LocalClassifier
-from cryokit.landcover.prior import apply_prior, em_prior_weights, prior_weights
+from cryokit.landcover.prior import apply_prior, prior_weights
 from cryokit.synthetic.landcover import make_landcover_scene, write_landcover_scene
 
 
@@ -44,33 +44,6 @@ def _gauss_posteriors(y, means, rng):
     ll = -0.5 * (x[:, None] - np.asarray(means)[None]) ** 2
     p = np.exp(ll - ll.max(axis=1, keepdims=True))
     return p / p.sum(axis=1, keepdims=True)
-
-
-def test_em_recovers_the_class_shares_of_a_shifted_region():
-    """Posteriors exact at equal shares; the region has shares 0.6 / 0.3 / 0.1.  EM must
-    find them within sampling error (20 000 pixels: ~0.01), and the adapted arg-max must be
-    right more often than the raw one (the Bayes rule at the true shares)."""
-    rng = np.random.default_rng(3)
-    shares = np.array([0.6, 0.3, 0.1])
-    y = rng.choice(3, 20000, p=shares)
-    p = _gauss_posteriors(y, [0.0, 1.5, 3.0], rng)
-    w = em_prior_weights(p, np.ones(3) / 3)
-    est = w / 3 / (w / 3).sum()
-    assert np.abs(est - shares).max() < 0.015, est
-    q = apply_prior(p, w)
-    assert (q.argmax(1) == y).mean() > (p.argmax(1) == y).mean() + 0.02
-
-
-def test_em_with_a_class_missing_from_the_region_stays_finite():
-    rng = np.random.default_rng(4)
-    y = rng.choice([0, 1], 5000)                       # class 2 absent
-    p = _gauss_posteriors(y, [0.0, 1.5, 3.0], rng)
-    w = em_prior_weights(p, np.ones(3) / 3)
-    q = apply_prior(p, w)
-    assert np.isfinite(w).all() and w[2] < 0.1 * min(w[0], w[1])
-    assert np.isfinite(q).all() and np.allclose(q.sum(1), 1, atol=1e-5)
-    with pytest.raises(ValueError):
-        em_prior_weights(p, np.ones(2))
 
 
 @pytest.mark.parametrize("balance", ["none", "balanced"])
