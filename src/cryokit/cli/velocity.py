@@ -34,8 +34,8 @@ def velocity(
     outdir: Path = options.output_dir("Output folder: new, empty, or an earlier velocity output (with --overwrite)."),
     dates: Optional[tuple[str, str]] = typer.Option(
         None, "--dates", metavar="D1 D2",
-        help="Acquisition dates YYYY-MM-DD of REF and SEC. Default: from metadata tags or file "
-             "names (Landsat, Sentinel-2, YYYYMMDD)."),
+        help="Acquisition dates YYYY-MM-DD of REF and SEC. Default: from the file names "
+             "(Landsat, Sentinel-2, YYYYMMDD) and acquisition tags; a conflict is an error."),
     stable_mask: Optional[Path] = typer.Option(
         None, "--stable-mask",
         help="Stable (non-moving) ground: polygons (any OGR format, or GMT multi-segment text) "
