@@ -29,8 +29,8 @@ from ..core.records import write_json, write_records
 from ..core.quicklook import vector_quicklook
 from ..core.raster import Grid, open_raster, read_grid, reproject_band, write_cog
 from . import stable
-from .track import (NodeField, TrackParams, clean_field, match_window, node_origins, node_shape,
-                    search_centres, window_margin)
+from .track import (NodeField, NodeGrid, TrackParams, clean_field, match_window, search_centres,
+                    window_margin)
 
 UNITS = {"m/d": 1.0, "m/yr": 365.25}
 CONVENTION = ("vx positive towards grid east (increasing x), vy positive towards grid north "
@@ -104,9 +104,8 @@ def match_tile(tile: tuple[slice, slice], *, ref: str, sec: str, warp: Grid | No
                search: int) -> tuple[np.ndarray, ...]:
     """Match the nodes of one tile, reading only the windows of REF and SEC they need."""
     rs, cs = tile
-    ny, nx = rs.stop - rs.start, cs.stop - cs.start
-    R, C = np.meshgrid(node_origins(ny, params.step, params.chip, rs.start),
-                       node_origins(nx, params.step, params.chip, cs.start), indexing="ij")
+    R, C = NodeGrid((rs.stop * params.step, cs.stop * params.step), params.step,
+                    params.chip).mesh(rs, cs)
     cy, cx = centre_dy[rs, cs], centre_dx[rs, cs]
     m = window_margin(params)
     top = int(min(R.min(), (R + cy).min() - search)) - m
@@ -120,7 +119,7 @@ def match_tile(tile: tuple[slice, slice], *, ref: str, sec: str, warp: Grid | No
         b = _read(ds, win)
     out = match_window(a, b, (R - top).ravel(), (C - left).ravel(), cy.ravel(), cx.ravel(),
                        params, search)
-    return tuple(o.reshape(ny, nx) for o in out)
+    return tuple(o.reshape(R.shape) for o in out)
 
 
 def _assemble(tiles, results, shape: tuple[int, int]) -> NodeField:
@@ -194,11 +193,12 @@ def make_velocity(ref: str, sec: str, outdir: str, params: TrackParams = TrackPa
     grid, warp = _check_grids(ref, sec, options.resample)
     d1, d2 = pair_dates(ref, sec, dates)
     dt_days = (d2 - d1).days
-    ny, nx = node_shape(grid.shape, params.step)
+    nodes = NodeGrid.of(grid.shape, params)
+    ny, nx = nodes.shape
     if min(ny, nx) < 1:
         raise UserError(f"image of {grid.width} x {grid.height} px is smaller than one step "
                         f"({params.step} px)", ref)
-    ngrid = Grid(grid.crs, grid.transform @ Affine.scale(params.step), nx, ny)
+    ngrid = nodes.georeferenced(grid)
     node_stable = None
     if stable_mask:
         from ..core.vector import load_mask  # geopandas is imported only when a mask is used

@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from affine import Affine
 from rasterio.enums import Resampling
 
 from .. import __version__
@@ -34,7 +33,7 @@ from ..core.records import write_json, write_records
 from ..core.quicklook import vector_quicklook
 from ..core.raster import Grid, read_band, read_grid, reproject_band, write_cog
 from . import sar, series
-from .track import TrackParams, node_shape, track_pair
+from .track import NodeGrid, TrackParams, track_pair
 
 UNITS = {"m/d": 1.0, "m/yr": 365.25}
 CONVENTION = ("range (.real): positive away from the satellite track (look direction, ground "
@@ -220,11 +219,11 @@ def make_sar_velocity(images: list[str], outdir: str, dem: str,
         raise UserError(str(e)) from None
     if not pairs:
         raise UserError(f"no pair of images within the --pairs rule {options.pairs!r}")
-    ny, nx = node_shape(grid.shape, params.step)
-    if min(ny, nx) < 3:
+    nodes = NodeGrid.of(grid.shape, params)
+    if min(nodes.shape) < 3:
         raise UserError(f"images of {grid.width} x {grid.height} px give fewer than 3 x 3 "
                         f"nodes at step {params.step}", paths[0])
-    ngrid = Grid(grid.crs, grid.transform @ Affine.scale(params.step), nx, ny)
+    ngrid = nodes.georeferenced(grid)
     dem_px = reproject_band(dem, grid, resampling=Resampling.bilinear)
     if not np.isfinite(dem_px).any():
         raise UserError("does not overlap the images (no height on the image grid)", dem)

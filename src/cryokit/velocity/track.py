@@ -143,6 +143,51 @@ def node_origins(n: int, step: int, chip: int, offset: int = 0) -> np.ndarray:
     return np.floor((i + 0.5) * step + 0.5).astype(np.int64) - chip // 2
 
 
+@dataclass(frozen=True)
+class NodeGrid:
+    """Where the nodes of a tracked pair lie: node (i, j) matches the ``chip`` x ``chip``
+    template centred on pixel ((i + 0.5) step, (j + 0.5) step) of an image of ``image_shape``.
+
+    Examples
+    --------
+    >>> g = NodeGrid.of((100, 130), TrackParams(step=16, chip=40))
+    >>> g.shape, g.origins(0).tolist()
+    ((6, 8), [-12, 4, 20, 36, 52, 68])
+    """
+
+    image_shape: tuple[int, int]
+    step: int
+    chip: int
+
+    @classmethod
+    def of(cls, image_shape: tuple[int, int], params: TrackParams) -> "NodeGrid":
+        return cls((int(image_shape[0]), int(image_shape[1])), params.step, params.chip)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Node rows and columns."""
+        return node_shape(self.image_shape, self.step)
+
+    def origins(self, axis: int, nodes: slice = slice(None)) -> np.ndarray:
+        """Template top-left pixel of the nodes ``nodes`` along ``axis`` (0 rows, 1 columns)."""
+        start, stop, _ = nodes.indices(self.shape[axis])
+        return node_origins(stop - start, self.step, self.chip, start)
+
+    def mesh(self, rows: slice = slice(None), cols: slice = slice(None)):
+        """Template origins (R, C) of the nodes ``rows`` x ``cols``, each (n_rows, n_cols)."""
+        return np.meshgrid(self.origins(0, rows), self.origins(1, cols), indexing="ij")
+
+    def georeferenced(self, grid):
+        """The node grid as a :class:`~cryokit.core.raster.Grid` on ``grid``'s CRS: pixel =
+        step x image pixel."""
+        from affine import Affine
+
+        from ..core.raster import Grid
+
+        ny, nx = self.shape
+        return Grid(grid.crs, grid.transform @ Affine.scale(self.step), nx, ny)
+
+
 def window_margin(params: TrackParams) -> int:
     """Context in pixels that a tile window needs beyond its templates (filter + Lanczos taps,
     and the larger chip of the nodata fall-back)."""
@@ -473,10 +518,10 @@ def track_pair(ref: np.ndarray, sec: np.ndarray, params: TrackParams = TrackPara
     sec = np.asarray(sec, np.float32)
     if ref.shape != sec.shape:
         raise ValueError(f"images differ in shape: {ref.shape} vs {sec.shape}")
-    ny, nx = node_shape(ref.shape, params.step)
+    nodes = NodeGrid.of(ref.shape, params)
+    ny, nx = nodes.shape
     centres, search = search_centres(ref, sec, (ny, nx), params, prior)
-    R, C = np.meshgrid(node_origins(ny, params.step, params.chip),
-                       node_origins(nx, params.step, params.chip), indexing="ij")
+    R, C = nodes.mesh()
     dy, dx, peak, snr, narrow = match_window(ref, sec, R.ravel(), C.ravel(),
                                              centres[0].ravel(), centres[1].ravel(), params,
                                              search)
