@@ -27,7 +27,7 @@ from ..core.raster import Grid, read_band, reproject_band
 from ..core.robust import nmad
 from ..core import terrain
 
-__all__ = ["BlockSetup", "keep", "bias_samples", "apply_block", "merge_stats", "block_spans",
+__all__ = ["BlockSetup", "BlockResults", "keep", "bias_samples", "apply_block", "merge_stats", "block_spans",
            "on_grid", "geoid_on"]
 
 _SALT_STATS, _SALT_BIAS, _SALT_HYPS = 0x5EED0001, 0x5EED0002, 0x5EED0003
@@ -120,6 +120,17 @@ class BlockSetup:
     p_bias: float = 1.0
     p_hyps: float = 1.0
     band: float = 50.0                   # hypsometric band height (m)
+
+
+@dataclass
+class BlockResults:
+    """What the block passes give the writing step."""
+
+    parts: list                  # apply_block results; their dh and aligned TBA wait in scratch
+    tables: dict                 # hypsometric tables (tables.hypsometric_tables)
+    decimated: dict              # decimated grids for the variogram and the figures
+    bias: object | None          # the fitted bias.CurvatureBias, or None
+    stats: dict                  # {before|after: {stable|glacier: statistics}}
 
 
 def _read(s: BlockSetup, r0: int, r1: int) -> dict:

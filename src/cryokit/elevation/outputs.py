@@ -18,23 +18,24 @@ from ..core import terrain
 from .tables import fill_block, glacier_table
 
 
-def write_outputs(outdir, grid, setup, parts, tables, dec, cb, gdf, report, d_ref, d_tba, years,
-           opts) -> int:
+def write_outputs(outdir, pair, setup, results, gdf, report, opts) -> int:
     """Fill, write the rasters block by block, then tables, figures and records.
 
-    ``setup`` is the :class:`.blocks.BlockSetup` of the run and ``parts`` the results of
-    :func:`.blocks.apply_block`, whose dh and aligned TBA wait in ``setup.scratch`` (deleted
-    here block by block); ``tables`` are the :func:`.tables.hypsometric_tables`, ``dec`` the
-    decimated grids for the figures, ``cb`` the fitted curvature bias (or None), ``report``
-    the product report (its sign convention, software and vertical reference tag the
-    rasters).  Returns the number of void-filled pixels.
+    ``pair`` is the :class:`.product.DemPair` of the run, ``setup`` its
+    :class:`.blocks.BlockSetup` and ``results`` the :class:`.blocks.BlockResults` of the
+    block passes, whose dh and aligned TBA wait in ``setup.scratch`` (deleted here block by
+    block); ``gdf`` the glacier outlines (or None), ``report`` the product report (its sign
+    convention, software and vertical reference tag the rasters).  Returns the number of
+    void-filled pixels.
 
     Examples
     --------
-    >>> write_outputs("out", grid, setup, parts, {}, dec, None, None, report,
-    ...               d_ref, d_tba, 2.0, options)                        # doctest: +SKIP
+    >>> write_outputs("out", pair, setup, results, None, report, options)  # doctest: +SKIP
     """
     from . import figures
+
+    grid, d_ref, d_tba, years = pair.grid, pair.d_ref, pair.d_tba, pair.years
+    parts, tables, dec, cb = results.parts, results.tables, results.decimated, results.bias
 
     d1, d2 = sorted((d_ref, d_tba))
     tags = {"date_earlier": d1.isoformat(), "date_later": d2.isoformat(),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import math
 import os
 import shutil
@@ -151,6 +152,41 @@ def _glacier_labels(path: str, grid: Grid, id_column, name_column):
 
 # ----------------------------------------------------------------------------- product
 
+@dataclass(frozen=True)
+class DemPair:
+    """The two DEMs of a run: paths, dates, their grids and the common grid, the masks."""
+
+    ref: str
+    tba: str
+    d_ref: dt.date
+    d_tba: dt.date
+    grid: Grid
+    g_ref: Grid
+    g_tba: Grid
+    glaciers: str | None = None
+    stable_mask: str | None = None
+
+    @property
+    def years(self) -> float:
+        """Time span in years of 365.25 days."""
+        return abs((self.d_ref - self.d_tba).days) / 365.25
+
+
+@dataclass
+class CoregFit:
+    """What the whole-grid phase hands to the block passes."""
+
+    pipe: object | None             # the fitted coreg.CoregPipeline, or None
+    outlines: object | None         # glacier outlines (GeoDataFrame in the grid's CRS)
+    labels_path: str | None         # .npy glacier labels 1..n in the scratch folder
+    stable_path: str                # .npy stable-terrain mask in the scratch folder
+    vref: str                       # the vertical reference of dh, in words
+    vrefs: tuple | None             # (ref_vref, tba_vref) when converted to the ellipsoid
+    n_stable: int
+    n_glacier: int
+    seconds: float
+
+
 def make_dem_change(ref: str, tba: str, outdir: str, *, ref_date: str, tba_date: str,
                     glaciers: str | None = None, stable_mask: str | None = None,
                     options: DemChangeOptions = DemChangeOptions()) -> dict:
@@ -187,15 +223,17 @@ def make_dem_change(ref: str, tba: str, outdir: str, *, ref_date: str, tba_date:
     # Block outputs go to scratch files beside OUTDIR (workers elsewhere must see them),
     # named after it so that the next locked run on OUTDIR clears what a killed one left.
     scratch = tempfile.mkdtemp(prefix=f".{out.name}.cryokit-scratch-", dir=out.parent)
+    pair = DemPair(ref, tba, d_ref, d_tba, grid, g_ref, g_tba, glaciers, stable_mask)
     try:
-        return _make(ref, tba, outdir, d_ref, d_tba, glaciers, stable_mask, options, grid,
-                     g_ref, g_tba, scratch, t0)
+        return _make(pair, outdir, options, scratch, t0)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _fit(ref, tba, glaciers, stable_mask, options, grid, g_ref, g_tba, scratch):
+def _fit(pair: DemPair, options: DemChangeOptions, scratch: str) -> CoregFit:
     """Whole-grid phase: checks, masks (saved to scratch) and the co-registration fit."""
+    ref, tba, grid, glaciers, stable_mask = (pair.ref, pair.tba, pair.grid, pair.glaciers,
+                                             pair.stable_mask)
     labels_path, gdf, n_glacier = None, None, 0
     stable_path = os.path.join(scratch, "stable.npy")
     if glaciers:
@@ -212,7 +250,7 @@ def _fit(ref, tba, glaciers, stable_mask, options, grid, g_ref, g_tba, scratch):
     else:
         raise UserError("give --glaciers (stable terrain = outside the outlines) or --stable-mask")
     np.save(stable_path, stable)
-    ref_z, tba_z = blocks.on_grid(ref, g_ref, grid), blocks.on_grid(tba, g_tba, grid)
+    ref_z, tba_z = blocks.on_grid(ref, pair.g_ref, grid), blocks.on_grid(tba, pair.g_tba, grid)
     for z, p in ((ref_z, ref), (tba_z, tba)):
         if not np.isfinite(z).any():
             raise UserError("has no valid elevation over the common grid (all nodata or no "
@@ -239,8 +277,8 @@ def _fit(ref, tba, glaciers, stable_mask, options, grid, g_ref, g_tba, scratch):
         except ValueError as e:
             raise UserError(f"co-registration failed: {e}", tba) from None
         _check_converged(steps, grid, tba)
-    return (pipe, gdf, labels_path, stable_path, vref, vrefs, n_stable, n_glacier,
-            time.perf_counter() - t)
+    return CoregFit(pipe, gdf, labels_path, stable_path, vref, vrefs, n_stable, n_glacier,
+                    time.perf_counter() - t)
 
 
 def _check_converged(steps, grid, tba) -> None:
@@ -264,14 +302,13 @@ def _check_converged(steps, grid, tba) -> None:
                             f"({extent:.0f} m): the DEMs do not match", tba)
 
 
-def _make(ref, tba, outdir, d_ref, d_tba, glaciers, stable_mask, options, grid, g_ref, g_tba,
-          scratch, t0) -> dict:
+def _make(pair: DemPair, outdir, options: DemChangeOptions, scratch: str, t0: float) -> dict:
     t = time.perf_counter()
-    (pipe, gdf, labels_path, stable_path, vref, vrefs, n_stable, n_glacier,
-     t_coreg) = _fit(ref, tba, glaciers, stable_mask, options, grid, g_ref, g_tba, scratch)
-    t_read = time.perf_counter() - t - t_coreg
-    res = grid.res
-    shift = pipe.shift if pipe is not None else (0.0, 0.0, 0.0)
+    fit = _fit(pair, options, scratch)
+    t_read = time.perf_counter() - t - fit.seconds
+    grid, res = pair.grid, pair.grid.res
+    n_stable, n_glacier = fit.n_stable, fit.n_glacier
+    shift = fit.pipe.shift if fit.pipe is not None else (0.0, 0.0, 0.0)
     # Rows of context a block needs: the spline's support at the fitted shift, the 5 x 5
     # curvature stencil, and ~20 rows over which the spline prefilter's edge effect decays
     # below float32 rounding (0.27 per row).
@@ -279,19 +316,27 @@ def _make(ref, tba, outdir, d_ref, d_tba, glaciers, stable_mask, options, grid, 
     spans = blocks.block_spans(grid.height, grid.width, options.block_rows)
     n_px = grid.height * grid.width
     setup = blocks.BlockSetup(
-        ref=ref, tba=tba, g_ref=g_ref, g_tba=g_tba, grid=grid, vrefs=vrefs, pipe=pipe,
-        bias=None, curvature=options.curvature_bias, second=options.curvature_second,
-        stable_path=stable_path, labels_path=labels_path, scratch=scratch, halo=halo,
-        later_first=d_ref > d_tba,
+        ref=pair.ref, tba=pair.tba, g_ref=pair.g_ref, g_tba=pair.g_tba, grid=grid,
+        vrefs=fit.vrefs, pipe=fit.pipe, bias=None, curvature=options.curvature_bias,
+        second=options.curvature_second, stable_path=fit.stable_path,
+        labels_path=fit.labels_path, scratch=scratch, halo=halo,
+        later_first=pair.d_ref > pair.d_tba,
         decimate=max(1, math.ceil(math.sqrt(n_px / FIGURE_PIXELS))),
         p_stats=(min(1.0, STATS_SAMPLE / max(n_stable, 1)),
                  min(1.0, STATS_SAMPLE / max(n_glacier, 1))),
         p_bias=min(1.0, BIAS_SAMPLE / n_stable),
         p_hyps=min(1.0, HYPS_SAMPLE / max(n_glacier, 1)))
+    timings = {"read": round(t_read, 3), "coreg": round(fit.seconds, 3)}
     with _cluster(options) as address:
-        return _blocks_and_write(spans, setup, address, options, outdir, grid, pipe, gdf, vref,
-                                 halo, shift, res, ref, tba, d_ref, d_tba, t0,
-                                 {"read": round(t_read, 3), "coreg": round(t_coreg, 3)})
+        setup, results, curv_fit = _block_passes(pair, setup, spans, address, options, timings)
+    report = _report(pair, fit, setup, spans, results, curv_fit, options)
+    report["timings_s"] = timings
+    t = time.perf_counter()
+    report["void_filled_pixels"] = write_outputs(outdir, pair, setup, results, fit.outlines,
+                                                 report, options)
+    report["timings_s"]["write"] = round(time.perf_counter() - t, 3)
+    report["timings_s"]["total"] = round(time.perf_counter() - t0, 3)
+    return report
 
 
 @contextlib.contextmanager
@@ -306,11 +351,12 @@ def _cluster(options: DemChangeOptions):
         yield c.scheduler.address
 
 
-def _blocks_and_write(spans, setup, address, options, outdir, grid, pipe, gdf, vref,
-                      halo, shift, res, ref, tba, d_ref, d_tba, t0, timings) -> dict:
-    labels_path = setup.labels_path
+def _block_passes(pair: DemPair, setup, spans, address, options: DemChangeOptions,
+                  timings: dict):
+    """Pass A (curvature-bias samples and fit) and pass B (correct, difference, summarise)
+    over the row blocks; returns the setup with the fitted bias, the results and the bias
+    record. ``timings`` gets the seconds of each pass."""
     run = dict(scheduler=address, progress=options.progress)
-
     curv_fit, cb = None, None
     t = time.perf_counter()
     if options.curvature_bias:
@@ -321,13 +367,13 @@ def _blocks_and_write(spans, setup, address, options, outdir, grid, pipe, gdf, v
         try:
             cb = bias.CurvatureBias().fit(cols[0], cols[1], None, second=second)
         except ValueError as e:
-            raise UserError(f"curvature-bias fit failed: {e}", tba) from None
+            raise UserError(f"curvature-bias fit failed: {e}", pair.tba) from None
         del parts, cols, second
         curv_fit = {"variables": ["max_curvature"] + (
                         [options.curvature_second] if options.curvature_second != "none" else []),
                     "units": "curvature in 100 m^-1, bias in m (added to TBA)", **cb.meta}
         setup = dataclasses.replace(setup, bias=cb)
-    t_bias = time.perf_counter() - t
+    timings["curvature_bias"] = round(time.perf_counter() - t, 3)
 
     t = time.perf_counter()
     parts = run_tasks(blocks.apply_block, spans, shared={"setup": setup},
@@ -339,42 +385,40 @@ def _blocks_and_write(spans, setup, address, options, outdir, grid, pipe, gdf, v
     for p in parts:
         del p["samples"]
     dec = {k: np.concatenate([p["decimated"][k] for p in parts]) for k in parts[0]["decimated"]}
-    tables = hypsometric_tables(parts) if labels_path else {}
+    tables = hypsometric_tables(parts) if setup.labels_path else {}
     for p in parts:
         p.pop("hyps", None)
-    t_apply = time.perf_counter() - t
-    k = setup.decimate
-    vario = uncertainty.variogram(dec["after"], dec["stable"], res[0] * k)
-    years = abs((d_ref - d_tba).days) / 365.25
-    report = {
+    timings["apply"] = round(time.perf_counter() - t, 3)
+    return setup, blocks.BlockResults(parts, tables, dec, cb, st), curv_fit
+
+
+def _report(pair: DemPair, fit: CoregFit, setup, spans, results: blocks.BlockResults, curv_fit,
+            options: DemChangeOptions) -> dict:
+    grid, res, k = pair.grid, pair.grid.res, setup.decimate
+    shift = fit.pipe.shift if fit.pipe is not None else (0.0, 0.0, 0.0)
+    vario = uncertainty.variogram(results.decimated["after"], results.decimated["stable"],
+                                  res[0] * k)
+    return {
         "product": "glacier elevation change from DEM differencing",
         "software": f"cryokit {__version__}",
-        "reference_dem": os.path.abspath(ref), "tba_dem": os.path.abspath(tba),
-        "dates": {"ref": d_ref.isoformat(), "tba": d_tba.isoformat()},
-        "years": years, "sign_convention": CONVENTION, "vertical_reference": vref,
+        "reference_dem": os.path.abspath(pair.ref), "tba_dem": os.path.abspath(pair.tba),
+        "dates": {"ref": pair.d_ref.isoformat(), "tba": pair.d_tba.isoformat()},
+        "years": pair.years, "sign_convention": CONVENTION, "vertical_reference": fit.vref,
         "grid": {"crs": grid.crs.to_string(), "res_m": list(res), "shape": list(grid.shape),
                  "chosen": options.grid},
         "coregistration": {"steps": list(options.coreg), "shift_x": shift[0],
                            "shift_y": shift[1], "shift_z": shift[2],
                            "note": "translation (m) that, added to TBA's coordinates and "
                                    "elevations, aligns it on REF",
-                           "pipeline": pipe.meta if pipe else None},
+                           "pipeline": fit.pipe.meta if fit.pipe else None},
         "curvature_bias": curv_fit,
-        "statistics": st, "variogram": vario,
+        "statistics": results.stats, "variogram": vario,
         "statistics_note": (f"dh = REF - TBA (m). mean, std, count over all pixels; median and "
                             f"NMAD over all pixels, or a fixed pseudo-random subsample of "
                             f"{STATS_SAMPLE} when there are more; variogram from pixels on "
                             f"every {k}th row and column"),
-        "blocks": {"count": len(spans), "rows": spans[0][1] - spans[0][0], "halo_rows": halo,
-                   "workers": options.workers, "scheduler": options.scheduler},
+        "blocks": {"count": len(spans), "rows": spans[0][1] - spans[0][0],
+                   "halo_rows": setup.halo, "workers": options.workers,
+                   "scheduler": options.scheduler},
         "density_kg_m3": [ICE_DENSITY, ICE_DENSITY_ERR],
     }
-    report["timings_s"] = timings | {"curvature_bias": round(t_bias, 3),
-                                     "apply": round(t_apply, 3)}
-    t = time.perf_counter()
-    report["void_filled_pixels"] = write_outputs(
-        outdir, grid, setup, parts, tables, dec, cb, gdf, report, d_ref, d_tba, years,
-        options)
-    report["timings_s"]["write"] = round(time.perf_counter() - t, 3)
-    report["timings_s"]["total"] = round(time.perf_counter() - t0, 3)
-    return report
