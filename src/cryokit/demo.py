@@ -182,6 +182,7 @@ def sbas_demo(outdir: Path, seed: int = 0) -> list[tuple[str, str]]:
 def landcover_demo(outdir: Path, seed: int = 0) -> list[tuple[str, str]]:
     """Synthetic drifting land-cover scene -> global and local models -> maps -> assessment."""
     from .landcover.accuracy import assess_map
+    from .landcover.classify import ModelParams
     from .landcover.product import TrainOptions, predict_map, train_model
     from .synthetic.landcover import make_landcover_scene, write_landcover_scene
 
@@ -192,7 +193,7 @@ def landcover_demo(outdir: Path, seed: int = 0) -> list[tuple[str, str]]:
     for name, local in (("global", None), ("local", 64)):
         model = out / "models" / f"{name}.npz"
         train_model(files["features"], files["labels"], model,
-                    TrainOptions(label_column="class", local=local, seed=seed))
+                    TrainOptions(label_column="class", local=local, model=ModelParams(seed=seed)))
         predict_map(files["features"], model, out / name / "landcover.tif",
                     regions=files["regions"], region_column="code")
         rep = assess_map(out / name / "landcover.tif", files["truth"],

@@ -133,11 +133,12 @@ def _train(tmp_path, model="rf", local=None):
 def test_model_round_trip_gives_identical_probabilities(tmp_path, model, local):
     """The archive holds the fitted model exactly: probabilities equal to the last bit."""
     from cryokit.landcover.model_io import load_model
+    from cryokit.landcover.classify import ModelParams
     from cryokit.landcover.product import TrainOptions, train_model
 
     f, path = _train(tmp_path, model, local)
     fresh = train_model(f["features"], f["labels"], tmp_path / "again.npz",
-                        TrainOptions(model=model, n_estimators=6, local=local))
+                        TrainOptions(model=ModelParams(model=model, n_estimators=6), local=local))
     loaded = load_model(path)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(500, 5)).astype(np.float32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -180,42 +181,30 @@ def train(
     A labelled class missing from the legend is an error; legend classes without samples are
     noted in MODEL.json and never predicted.  Samples with a NaN feature are dropped.
     """
-    from ..landcover.classify import BALANCES, MODELS, PRIORS
+    from ..landcover.classify import ModelParams
     from ..landcover.product import TrainOptions, train_model
-    from ..core.errors import UserError
 
-    if model not in MODELS:
-        raise UserError(f"--model must be one of {', '.join(MODELS)}, got {model!r}")
-    if balance not in BALANCES:
-        raise UserError(f"--balance must be one of {', '.join(BALANCES)}, got {balance!r}")
-    if min_leaf < 1:
-        raise UserError(f"--min-leaf must be >= 1, got {min_leaf}")
-    if max_features is not None and not 0 < max_features <= 1:
-        raise UserError(f"--max-features must be in (0, 1], got {max_features}")
-    if lgbm_balance is not None and lgbm_balance not in BALANCES:
-        raise UserError(f"--lgbm-balance must be one of {', '.join(BALANCES)}, got {lgbm_balance!r}")
-    if (lgbm_balance is not None or lgbm_rounds is not None) and model != "rf+lgbm":
-        raise UserError("--lgbm-balance and --lgbm-rounds apply to --model rf+lgbm only")
-    if lgbm_rounds is not None and lgbm_rounds < 1:
-        raise UserError(f"--lgbm-rounds must be >= 1, got {lgbm_rounds}")
-    if prior not in PRIORS:
-        raise UserError(f"--prior must be one of {', '.join(PRIORS)}, got {prior!r}")
-    if prior != "none" and local is not None:
-        raise UserError("--prior applies to global models only (not with --local)")
-    if not 0 < blend <= 1:
-        raise UserError(f"--blend must be in (0, 1], got {blend}")
-    if blend != 1.0 and local is None:
-        raise UserError("--blend applies to --local models only")
-    if local is not None and local < 8:
-        raise UserError(f"--local tile size must be >= 8 pixels, got {local}")
-    opts = TrainOptions(label_column=label_column, model=model, balance=balance, local=local,
-                        legend=str(legend) if legend else None, n_estimators=trees,
-                        max_depth=max_depth, min_samples_leaf=min_leaf,
-                        max_features="sqrt" if max_features is None else max_features,
-                        seed=seed, lgbm_balance=lgbm_balance, lgbm_rounds=lgbm_rounds,
-                        prior=prior, blend=blend)
-    for name, v in (("--trees", trees), ("--max-depth", max_depth), ("--local", local)):
-        options.positive(name, v)
+    # The parameters are checked where they are defined; their messages name the fields,
+    # which become the options here.
+    names = {"model": "--model", "balance": "--balance", "n_estimators": "--trees",
+             "max_depth": "--max-depth", "min_samples_leaf": "--min-leaf",
+             "max_features": "--max-features", "lgbm_balance": "--lgbm-balance",
+             "lgbm_rounds": "--lgbm-rounds", "local tile size": "--local tile size",
+             "blend": "--blend", "prior": "--prior", "local models": "--local models",
+             "(not with local)": "(not with --local)", "to model rf+lgbm": "to --model rf+lgbm"}
+    try:
+        params = ModelParams(model=model, balance=balance, n_estimators=trees,
+                             max_depth=max_depth, min_samples_leaf=min_leaf,
+                             max_features="sqrt" if max_features is None else max_features,
+                             seed=seed, lgbm_balance=lgbm_balance, lgbm_rounds=lgbm_rounds)
+        opts = TrainOptions(label_column=label_column, local=local,
+                            legend=str(legend) if legend else None, prior=prior, blend=blend,
+                            model=params)
+    except ValueError as e:
+        msg = str(e)
+        for field_name, option in sorted(names.items(), key=lambda kv: -len(kv[0])):
+            msg = re.sub(rf"(?<![\w-]){re.escape(field_name)}(?![\w])", option, msg, count=1)
+        raise UserError(msg) from None
     with guarded_file(out, inputs=(features, labels, legend), overwrite=overwrite,
                       beside=[f"{out}.json"]):
         m = train_model(str(features), str(labels), str(out), opts)

@@ -54,7 +54,7 @@ def balance_name(balance) -> str:
     if balance is False or balance is None:
         return "none"
     if balance not in BALANCES:
-        raise ValueError(f"balance must be one of {BALANCES}, got {balance!r}")
+        raise ValueError(f"balance must be one of {', '.join(BALANCES)}, got {balance!r}")
     return balance
 
 
@@ -97,6 +97,28 @@ class ModelParams:
     lgbm_balance: str | None = None  # rf+lgbm: balance of the lgbm member (None: ``balance``)
     lgbm_rounds: int | None = None   # rf+lgbm: rounds of the lgbm member (None: n_estimators)
 
+    def __post_init__(self):
+        """The one place these are checked (ValueError naming the field)."""
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        self.balance = balance_name(self.balance)
+        if self.lgbm_balance is not None:
+            self.lgbm_balance = balance_name(self.lgbm_balance)
+        for name in ("n_estimators", "num_leaves", "min_samples_leaf", "n_jobs"):
+            if not getattr(self, name) >= 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_depth", "lgbm_rounds"):
+            if getattr(self, name) is not None and not getattr(self, name) >= 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        mf = self.max_features
+        if not (mf == "sqrt" or (isinstance(mf, (int, float)) and 0 < mf <= 1)):
+            raise ValueError(f"max_features must be 'sqrt' or in (0, 1], got {mf!r}")
+        if (self.lgbm_balance is not None or self.lgbm_rounds is not None) \
+                and self.model != "rf+lgbm":
+            raise ValueError("lgbm_balance and lgbm_rounds apply to model rf+lgbm only")
+
 
 @dataclass
 class Ensemble:
@@ -132,10 +154,11 @@ def fit_model(X: np.ndarray, y: np.ndarray, p: ModelParams):
                               random_state=p.seed, n_jobs=p.n_jobs, verbose=-1).fit(X, y)
     if p.model == "rf+lgbm":
         # members may differ: an OA-strong rf with an F1-strong balanced lgbm
-        lg = replace(p, model="lgbm", balance=balance_name(p.lgbm_balance or p.balance),
-                     n_estimators=p.lgbm_rounds or p.n_estimators)
-        return Ensemble([fit_model(X, y, replace(p, model="rf")), fit_model(X, y, lg)],
-                        np.unique(y))
+        lg = replace(p, model="lgbm", balance=p.lgbm_balance or p.balance,
+                     n_estimators=p.lgbm_rounds or p.n_estimators, lgbm_balance=None,
+                     lgbm_rounds=None)
+        rf = replace(p, model="rf", lgbm_balance=None, lgbm_rounds=None)
+        return Ensemble([fit_model(X, y, rf), fit_model(X, y, lg)], np.unique(y))
     raise ValueError(f"model must be one of {MODELS}, got {p.model!r}")
 
 
@@ -180,21 +203,16 @@ class GlobalClassifier:
 
     kind = "global"
 
-    def __init__(self, model: str = "rf", *, balance: bool | str = "none",
-                 n_estimators: int = 64, max_depth: int = 12, num_leaves: int = 31,
-                 learning_rate: float = 0.1, seed: int = 0, n_jobs: int = 2,
-                 min_samples_leaf: int = 1, max_features: str | float = "sqrt",
-                 lgbm_balance: str | None = None, lgbm_rounds: int | None = None,
-                 prior: str = "none", prior_block: int = PRIOR_BLOCK):
-        if model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    def __init__(self, params: ModelParams | str | None = None, *, prior: str = "none",
+                 prior_block: int = PRIOR_BLOCK, **model_params):
+        """``params`` (or the :class:`ModelParams` fields as keywords, or a model name)."""
+        if isinstance(params, str):
+            params, model_params = None, {"model": params, **model_params}
+        if params is not None and model_params:
+            raise TypeError("give ModelParams or its fields as keywords, not both")
         if prior not in PRIORS:
             raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
-        self.model_params = ModelParams(model, n_estimators, max_depth, num_leaves,
-                                        learning_rate, balance_name(balance), seed, n_jobs,
-                                        min_samples_leaf, max_features,
-                                        None if lgbm_balance is None
-                                        else balance_name(lgbm_balance), lgbm_rounds)
+        self.model_params = params if params is not None else ModelParams(**model_params)
         self.prior, self.prior_block = prior, int(prior_block)
         self.classes_: np.ndarray | None = None
         self.n_features_: int | None = None
@@ -300,10 +318,10 @@ class LocalClassifier(GlobalClassifier):
 
     kind = "local"
 
-    def __init__(self, tile_size: int = 256, *, min_class_samples: int = 20,
-                 min_tile_samples: int = 60, max_radius: int = 2, blend: float = 1.0,
-                 **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, tile_size: int = 256, params: ModelParams | None = None, *,
+                 min_class_samples: int = 20, min_tile_samples: int = 60, max_radius: int = 2,
+                 blend: float = 1.0, **kwargs):
+        super().__init__(params, **kwargs)
         if not 0 < blend <= 1:
             raise ValueError(f"blend must be in (0, 1], got {blend}")
         self.blend = float(blend)
@@ -332,8 +350,7 @@ class LocalClassifier(GlobalClassifier):
             raise ValueError("LocalClassifier.fit needs the samples' rows and cols")
         X = _check_xy(X, y, rows, cols)
         y = np.asarray(y).astype(np.int64)
-        self.global_ = GlobalClassifier(**{k: v for k, v in asdict(self.model_params).items()
-                                           if k != "model"}, model=self.model_params.model)
+        self.global_ = GlobalClassifier(self.model_params)
         self.global_.fit(X, y)
         self.classes_, self.n_features_ = self.global_.classes_, X.shape[1]
         t = self.tile_size

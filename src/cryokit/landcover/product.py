@@ -20,7 +20,7 @@ import datetime as dt
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,7 @@ from ..core.parallel import run_tasks, tiles
 from ..core.records import write_records
 from ..core.quicklook import class_quicklook
 from ..core.raster import Grid, open_raster, read_grid, write_cog
-from .classify import GlobalClassifier, LocalClassifier, predict_image
+from .classify import PRIORS, GlobalClassifier, LocalClassifier, ModelParams, predict_image
 from .legend import CALC2020, Legend, load_legend
 from .model_io import TrainedModel, load_model, save_model
 from .smooth import halo
@@ -53,19 +53,23 @@ class TrainOptions:
     test areas (``benchmarks/landcover_real.py``), so they stay options."""
 
     label_column: str | None = None
-    model: str = "rf"
-    balance: bool | str = "none"      # none | balanced | sqrt | subsample (classify.BALANCES)
     local: int | None = None          # tile size in pixels; None = one global model
     legend: str | None = None         # legend file; None = CALC-2020
-    n_estimators: int = 64
-    max_depth: int = 12
-    min_samples_leaf: int = 1         # rf
-    max_features: str | float = "sqrt"  # rf: features tried per split ("sqrt" or a fraction)
-    seed: int = 0
-    lgbm_balance: str | None = None   # rf+lgbm: balance of the lgbm member (None: balance)
-    lgbm_rounds: int | None = None    # rf+lgbm: rounds of the lgbm member (None: n_estimators)
     prior: str = "none"               # none | train: class-prior correction (global models)
     blend: float = 1.0                # local: blending ramp width, fraction of a tile
+    model: ModelParams = field(default_factory=ModelParams)   # the estimators' parameters
+
+    def __post_init__(self):
+        if self.local is not None and self.local < 8:
+            raise ValueError(f"local tile size must be >= 8 pixels, got {self.local}")
+        if not 0 < self.blend <= 1:
+            raise ValueError(f"blend must be in (0, 1], got {self.blend}")
+        if self.blend != 1.0 and self.local is None:
+            raise ValueError("blend applies to local models only")
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {self.prior!r}")
+        if self.prior != "none" and self.local is not None:
+            raise ValueError("prior applies to global models only (not with local)")
 
 
 # ----------------------------------------------------------------------------- stack
@@ -140,12 +144,8 @@ def train_model(features: str | os.PathLike, labels: str | os.PathLike, out: str
     if present.size < 2:
         raise UserError(f"labels hold a single class ({legend.name(int(present[0]))}); "
                         "training needs at least two", labels)
-    kw = dict(model=options.model, balance=options.balance, n_estimators=options.n_estimators,
-              max_depth=options.max_depth, min_samples_leaf=options.min_samples_leaf,
-              max_features=options.max_features, seed=options.seed,
-              lgbm_balance=options.lgbm_balance, lgbm_rounds=options.lgbm_rounds)
-    clf = (LocalClassifier(options.local, blend=options.blend, **kw) if options.local
-           else GlobalClassifier(**kw, prior=options.prior))
+    clf = (LocalClassifier(options.local, options.model, blend=options.blend) if options.local
+           else GlobalClassifier(options.model, prior=options.prior))
     clf.fit(X, y, rows, cols)
     missing = [c for c in legend.codes if c not in present]
     notes = ([f"legend classes without samples, never predicted: "
