@@ -73,3 +73,19 @@ def dask_scheduler_address(tmp_path_factory):
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+def cli_commands() -> list[str]:
+    """Every leaf command of the ``cryokit`` CLI, as typed: ``velocity``, ``egms stats``..."""
+    import typer
+
+    from cryokit.cli import app
+
+    def walk(group, prefix=""):
+        for name, cmd in group.commands.items():
+            if hasattr(cmd, "commands"):
+                yield from walk(cmd, f"{prefix}{name} ")
+            else:
+                yield f"{prefix}{name}"
+
+    return list(walk(typer.main.get_command(app)))

@@ -7,9 +7,7 @@ The inputs are made here, small: a valid set for each product, then one thing br
 
 from __future__ import annotations
 
-import io
 import json
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
+from conftest import cli_commands
 from cryokit.cli import main
 
 CRS = "EPSG:32633"
@@ -274,17 +273,10 @@ def test_every_command_is_in_the_matrix():
 
     from cryokit.cli import app
 
-    def commands(group, prefix=""):
-        for name, cmd in group.commands.items():
-            if hasattr(cmd, "commands"):
-                yield from commands(cmd, f"{prefix}{name} ")
-            else:
-                yield f"{prefix}{name}"
-
     covered = {" ".join(a for a in c[1](_FakeInputs()) if not a.startswith("/")
                         and not a.startswith("-"))[:40] for c in CASES}
     root = typer.main.get_command(app)
-    for cmd in commands(root):
+    for cmd in cli_commands():
         assert any(c.startswith(cmd) for c in covered), f"no bad-input case for '{cmd}'"
         node = root
         for part in cmd.split():

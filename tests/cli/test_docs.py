@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from conftest import cli_commands
 from cryokit.cli import app
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -68,15 +69,8 @@ def test_pages_list_every_option_as_the_cli_defines_it():
 
 
 def test_every_command_has_a_page():
-    def commands(group, prefix=""):
-        for name, cmd in group.commands.items():
-            if hasattr(cmd, "commands"):
-                yield from commands(cmd, f"{prefix}{name} ")
-            else:
-                yield f"{prefix}{name}"
-
     documented = {c for cs in PAGES.values() for c in cs}
-    assert set(commands(typer.main.get_command(app))) == documented
+    assert set(cli_commands()) == documented
 
 
 def test_pages_have_the_sections_of_a_product_page():

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import UserError, require_file
-from ..core.robust import nmad
+from ..core.robust import trimmed_lstsq
 
 #: ITRF2014 plate motion model, Eurasia (Altamimi et al. 2017, GJI 209, Table 1): wx, wy, wz
 #: in mas/yr. ETRF2014 is defined by removing this rotation from ITRF2014 velocities.
@@ -187,15 +187,7 @@ def fit_velocity(t, y, steps=(), *, threshold: float = 3.0, max_iter: int = 10) 
     if t.size < G.shape[1] + 2 or np.ptp(t) < 1.0:
         raise ValueError(f"series too short for a velocity with seasonal terms ({t.size} epochs, "
                          f"{np.ptp(t) if t.size else 0:.2f} years; at least 1 year needed)")
-    keep = np.ones(t.size, bool)
-    for _ in range(max_iter):
-        m, *_ = np.linalg.lstsq(G[keep], y[keep], rcond=None)
-        r = y - G @ m
-        s = nmad(r[keep])
-        new = np.abs(r - np.median(r[keep])) <= threshold * max(s, 1e-9)
-        if np.array_equal(new, keep):
-            break
-        keep = new
+    m, r, keep, s = trimmed_lstsq(G, y, k=threshold, passes=max_iter, floor=1e-9)
     cov = np.linalg.pinv(G[keep].T @ G[keep])
     return {"velocity": float(m[1]), "velocity_sigma": float(np.sqrt(cov[1, 1]) * s),
             "annual_amplitude": float(np.hypot(m[2], m[3])),

@@ -297,8 +297,7 @@ def _pixel_xy(transform, rows, cols) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _centre_spread(v: np.ndarray) -> tuple[float, float]:
-    med = float(np.median(v))
-    return med, 1.4826 * float(np.median(np.abs(v - med)))
+    return float(np.median(v)), nmad(v)
 
 
 def _robust_lstsq(design: np.ndarray, obs: np.ndarray, passes: int = 3, k: float = 3.0,

@@ -19,7 +19,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..core.robust import nmad
+from ..core.robust import nmad, trimmed_lstsq
 from .track import TrackParams, _prepared, node_origins, node_shape
 
 # Sentinel-1 IW GRD at 20 m: speckle needs larger chips and lower peak thresholds than optical
@@ -257,14 +257,7 @@ class GeometryModel:
         scale = np.maximum(np.abs(A).max(0), 1e-12)
         out = {"terms": names, "n_stable": n}
         for name, u in (("range", rng[use]), ("azimuth", az[use])):
-            keep = np.ones(u.size, bool)
-            for _ in range(6):
-                c, *_ = np.linalg.lstsq(A[keep] / scale, u[keep], rcond=None)
-                r = u - (A / scale) @ c
-                new = np.abs(r - np.median(r[keep])) <= 3 * max(nmad(r[keep]), 1e-3)
-                if (new == keep).all():
-                    break
-                keep = new
+            c, r, keep, _ = trimmed_lstsq(A / scale, u, k=3.0, passes=6, floor=1e-3)
             c = c / scale
             poly = {t: float(v) for t, v in zip(names, c) if not t.startswith("h")}
             out[name] = {"poly": poly, "height": [float(v) for t, v in zip(names, c)

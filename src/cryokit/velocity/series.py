@@ -12,6 +12,8 @@ import warnings
 import numpy as np
 from scipy.sparse import csgraph, csr_matrix
 
+from ..core.robust import nmad
+
 
 def pair_network(dates: list[dt.date], mode: str = "consecutive") -> list[tuple[int, int]]:
     """Pairs (i, j), i < j, of acquisitions sorted by date.
@@ -122,7 +124,7 @@ def mean_velocity(pair_disp: np.ndarray, dt_days: np.ndarray, sigma: np.ndarray 
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN nodes give NaN, as wanted
         med = np.nanmedian(v, axis=0)
-        mad = 1.4826 * np.nanmedian(np.abs(v - med), axis=0)
+        mad = nmad(v, axis=0)
         # A floor on the spread so identical pairs do not reject a pair for a rounding error.
         floor = np.nanmedian(np.where(fin, 1.0 / np.sqrt(w), np.nan), axis=0)
         keep = fin & (np.abs(v - med) <= clip * np.maximum(mad, floor))
