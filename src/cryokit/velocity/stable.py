@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.robust import nmad
+from ..core.robust import nmad, trimmed_lstsq
 
 STABLE_MODELS = ("median", "plane")
 
@@ -53,11 +53,7 @@ def fit_stable(dx: np.ndarray, dy: np.ndarray, stable: np.ndarray, model: str = 
         A = _design(rows, cols, scale)
         coef = []
         for u in (dx[use], dy[use]):
-            keep = np.ones(u.size, bool)
-            for _ in range(5):
-                c, *_ = np.linalg.lstsq(A[keep], u[keep], rcond=None)
-                r = u - A @ c
-                keep = np.abs(r - np.median(r)) <= 3 * max(nmad(r), 1e-3)
+            c, *_ = trimmed_lstsq(A, u, k=3.0, passes=6, floor=1e-3)
             coef.append([float(v) for v in c])
         out["x"], out["y"], out["scale"] = coef[0], coef[1], scale
     cx, cy = model_offsets(out, dx.shape)
