@@ -12,8 +12,10 @@ from pathlib import Path
 
 import typer
 
-from conftest import cli_commands
 from cryokit.cli import app
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run as a script, too
+from conftest import cli_commands  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 PAGES = {"velocity.md": ["velocity"], "sar-velocity.md": ["sar-velocity"],

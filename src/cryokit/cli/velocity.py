@@ -10,7 +10,10 @@ import typer
 
 from ..core.errors import UserError
 from ..core.outputs import guarded_dir
+from ..velocity.params import SAR_DEFAULTS, TrackParams
 from . import options
+
+OPTICAL = TrackParams()
 
 
 def _velocity_summary(rep: dict, outdir: str) -> None:
@@ -41,9 +44,9 @@ def velocity(
         help="Stable (non-moving) ground: polygons (any OGR format, or GMT multi-segment text) "
              "or a raster whose non-zero pixels are stable. Its median offset is removed and its "
              "NMAD is the product error."),
-    chip: int = typer.Option(40, help="Template (chip) size in pixels (even); 40 px = 600 m at 15 m."),
-    step: Optional[int] = typer.Option(None, help="Node spacing in pixels [default: 16, or from --out-res]."),
-    search: int = typer.Option(32, help="Largest displacement searched, pixels per axis (coarse-to-fine beyond 4)."),
+    chip: int = typer.Option(OPTICAL.chip, help="Template (chip) size in pixels (even); 40 px = 600 m at 15 m."),
+    step: Optional[int] = typer.Option(None, help=f"Node spacing in pixels [default: {OPTICAL.step}, or from --out-res]."),
+    search: int = typer.Option(OPTICAL.search, help=f"Largest displacement searched, pixels per axis (coarse-to-fine beyond {OPTICAL.fine_search})."),
     prefilter: str = typer.Option("highpass", help="Pre-filter: none | highpass (image minus its Gaussian blur, sigma 1.5 px) | wallis (21 px)."),
     matcher: str = typer.Option("ncc", help="Matcher: ncc (normalised cross-correlation) | oc (orientation correlation)."),
     units: str = typer.Option("m/d", help="Velocity units: m/d | m/yr (365.25 d)."),
@@ -51,8 +54,8 @@ def velocity(
     resample: bool = typer.Option(False, "--resample", help="Warp SEC onto REF's grid (bilinear) when the grids differ."),
     prior: Optional[Path] = typer.Option(None, "--prior", help="Prior velocity (2-band vx, vy raster or a cryokit velocity directory) that sets the search centres instead of the coarse pass."),
     stable_model: str = typer.Option("median", "--stable-model", help="Stable-ground correction: median | plane."),
-    max_nodata: float = typer.Option(0.5, "--max-nodata", help="Largest nodata fraction of a chip still matched (on its valid pixels)."),
-    min_snr: float = typer.Option(1.0, "--min-snr", help="Nodes with peak/mean |correlation| below this are invalid."),
+    max_nodata: float = typer.Option(OPTICAL.max_nodata, "--max-nodata", help="Largest nodata fraction of a chip still matched (on its valid pixels)."),
+    min_snr: float = typer.Option(OPTICAL.min_snr, "--min-snr", help="Nodes with peak/mean |correlation| below this are invalid."),
     fill_gaps: bool = typer.Option(False, "--fill-gaps", help="Fill isolated invalid nodes from neighbours (marked in filled.tif)."),
     workers: Optional[int] = options.workers("tiles"),
     scheduler: Optional[str] = options.scheduler("tiles"),
@@ -69,7 +72,6 @@ def velocity(
     """
     from ..core.raster import read_grid
     from ..velocity.product import VelocityOptions, make_velocity
-    from ..velocity.track import TrackParams
 
     for name, v in (("--chip", chip), ("--step", step), ("--search", search),
                     ("--workers", workers), ("--tile-nodes", tile_nodes if tile_nodes else None)):
@@ -87,7 +89,7 @@ def velocity(
                             f"(pixel size {res:g} m)")
         step = int(round(k))
     try:
-        params = TrackParams(chip=chip, step=step or 16, search=search, prefilter=prefilter,
+        params = TrackParams(chip=chip, step=step or OPTICAL.step, search=search, prefilter=prefilter,
                              matcher=matcher, max_nodata=max_nodata, min_snr=min_snr,
                              fill_gaps=fill_gaps)
     except ValueError as e:
@@ -113,9 +115,9 @@ def sar_velocity(
     heading: Optional[float] = typer.Option(None, "--heading", help="Track heading, degrees clockwise from north, for map-projected images (S1 ascending about -12, descending about -168). Default: radar geometry, x = range, y = azimuth."),
     pairs: str = typer.Option("consecutive", "--pairs", help="Pair network: consecutive | all-within-DAYS (e.g. all-within-36)."),
     units: str = typer.Option("m/d", help="Velocity units: m/d | m/yr (365.25 d). Pair and cumulative displacements are in metres."),
-    chip: int = typer.Option(64, help="Chip size in pixels (even); 64 px = 1.3 km at 20 m, needed against speckle."),
-    step: int = typer.Option(16, help="Node spacing in pixels."),
-    search: int = typer.Option(24, help="Largest displacement searched, pixels per axis (coarse-to-fine)."),
+    chip: int = typer.Option(SAR_DEFAULTS.chip, help="Chip size in pixels (even); 64 px = 1.3 km at 20 m, needed against speckle."),
+    step: int = typer.Option(SAR_DEFAULTS.step, help="Node spacing in pixels."),
+    search: int = typer.Option(SAR_DEFAULTS.search, help="Largest displacement searched, pixels per axis (coarse-to-fine)."),
     oversample: int = typer.Option(1, "--oversample", help="Interpolate chips to N-times finer pixels before correlation (2 is classic for detected SAR; ~N^2 slower)."),
     degree: int = typer.Option(1, "--degree", help="Polynomial degree of the orbit model in image coordinates (0-2)."),
     workers: Optional[int] = options.workers("pairs"),

@@ -26,7 +26,7 @@ from scipy import fft
 
 from . import lk_kernel, ncc_kernel, node_kernels
 
-MATCHERS = ("ncc", "oc")
+from .params import MATCHERS  # noqa: F401 - the names of the matchers
 MIN_LK_VALID = 0.25
 
 

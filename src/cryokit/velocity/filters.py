@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from . import filter_kernel, node_kernels
 
-PREFILTERS = ("none", "highpass", "wallis")
+from .params import PREFILTERS  # noqa: F401 - the names of the pre-filters
 
 
 def _gauss(a: np.ndarray, sigma: float, threads: int = 1) -> np.ndarray:

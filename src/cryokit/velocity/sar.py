@@ -20,13 +20,9 @@ from dataclasses import replace
 import numpy as np
 
 from ..core.robust import nmad, trimmed_lstsq
-from .track import TrackParams, _prepared, node_origins, node_shape
+from .params import SAR_DEFAULTS, TrackParams
+from .track import _prepared, node_origins, node_shape
 
-# Sentinel-1 IW GRD at 20 m: speckle needs larger chips and lower peak thresholds than optical
-# texture. A chip of 64 px (1.3 km) keeps the stable residual NMAD under 0.1 px for 4-look
-# amplitudes at coherence 0.7 on the synthetic series (docs/BENCHMARKS.md).
-SAR_DEFAULTS = TrackParams(chip=64, step=16, search=24, prefilter="highpass", sigma=3.0,
-                           min_peak=0.08, min_snr=1.0, max_nodata=0.3, lk_window=0.35)
 
 
 def sar_params(**changes) -> TrackParams:
