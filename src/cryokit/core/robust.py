@@ -34,6 +34,18 @@ def nmad(values, axis: int | None = None):
     return float(NMAD_SCALE * np.median(np.abs(v - np.median(v))))
 
 
+def robust_rms(values) -> float:
+    """1.4826 median(|v|), NaN ignored: the robust spread of residuals that should be zero
+    (about zero, not about their median as :func:`nmad`); NaN when no finite value is given.
+
+    >>> robust_rms([1.0, -1.0, 2.0, np.nan])
+    1.4826
+    """
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(NMAD_SCALE * np.median(np.abs(v))) if v.size else float("nan")
+
+
 def trimmed_lstsq(A: np.ndarray, y: np.ndarray, *, k: float = 3.0, passes: int = 6,
                   floor: float = 1e-3):
     """Least squares that drops observations beyond ``k`` NMAD of the median residual of the

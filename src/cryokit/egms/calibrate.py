@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.robust import robust_rms
+
 MODELS = ("offset", "plane")
 
 
@@ -114,7 +116,7 @@ class SurfaceCorrection:
             else:
                 m, *_ = np.linalg.lstsq(G[keep], r[keep], rcond=None)
             res = r - G @ m
-            s = 1.4826 * np.median(np.abs(res[keep]))
+            s = robust_rms(res[keep])
             new = ok & (np.abs(res) <= self.threshold * max(s, 0.5))
             if new.sum() < need or np.array_equal(new, keep):
                 break

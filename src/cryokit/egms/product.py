@@ -20,6 +20,7 @@ from ..core.atomic import atomic_file
 from ..core.errors import UserError, require_file
 from ..core.outputs import safe_name
 from ..core.records import write_json
+from ..core.robust import robust_rms
 from . import calibrate as cal
 from . import compare as cmp
 from . import gnss, plots
@@ -191,8 +192,8 @@ def make_calibration(inp, gnss_files, out, *, stations=None, plate_model: str = 
         "residual": "GNSS LOS velocity minus InSAR LOS velocity (mm/yr); the correction is "
                     "added to the InSAR velocity and correction * t (years) to the series",
         "stations": stations_rep,
-        "residual_after_nmad_mm_yr": float(1.4826 * np.nanmedian(np.abs(
-            [s["residual_after_mm_yr"] for s in stations_rep if s["used_in_fit"]]))),
+        "residual_after_robust_rms_mm_yr": robust_rms(
+            [s["residual_after_mm_yr"] for s in stations_rep if s["used_in_fit"]]),
         "conventions": LOS_CONVENTION, "software": f"cryokit {__version__}"}
     hdr = {"cryokit_calibration": {"model": model, "offset_mm_yr": corr.params["offset_mm_yr"],
                            "gradient_x_mm_yr_per_km": corr.params["gradient_x_mm_yr_per_km"],
