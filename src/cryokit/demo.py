@@ -181,7 +181,7 @@ def sbas_demo(outdir: Path, seed: int = 0) -> list[tuple[str, str]]:
 
 def landcover_demo(outdir: Path, seed: int = 0) -> list[tuple[str, str]]:
     """Synthetic drifting land-cover scene -> global and local models -> maps -> assessment."""
-    from .landcover.accuracy import assess_map
+    from .landcover.assess import assess_map
     from .landcover.classify import ModelParams
     from .landcover.product import TrainOptions, predict_map, train_model
     from .synthetic.landcover import make_landcover_scene, write_landcover_scene

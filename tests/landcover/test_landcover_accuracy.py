@@ -11,8 +11,8 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from cryokit.cli import main
-from cryokit.landcover.accuracy import (accuracy_metrics, area_adjusted, assess_map, blocked_folds,
-                                        confusion_matrix)
+from cryokit.landcover.accuracy import accuracy_metrics, area_adjusted, blocked_folds, confusion_matrix
+from cryokit.landcover.assess import assess_map
 from cryokit.landcover.legend import Legend
 from cryokit.core.raster import Grid, read_band, read_grid, write_cog
 

@@ -131,7 +131,7 @@ def assess(
     al. 2014, map classes as strata, mapped areas from every map pixel). Classes are named from
     --legend or the map's embedded legend.
     """
-    from ..landcover.accuracy import assess_map
+    from ..landcover.assess import assess_map
     from ..landcover.legend import load_legend
 
     legend = load_legend(legend_file) if legend_file else None

@@ -108,9 +108,9 @@ def velocity(
 
 
 def sar_velocity(
-    images: list[Path] = typer.Argument(..., help="SAR amplitude images (GeoTIFF, one date each, on one grid). Dates from Sentinel-1 style or YYYYMMDD / YYYY-MM-DD file names, else DATE tags."),
+    images: list[Path] = typer.Argument(..., help="SAR images (GeoTIFF of amplitude, intensity or dB; one date each, on one grid). Date-times from Sentinel-1 style names (start of sensing, UTC), else dates from YYYYMMDD / YYYY-MM-DD names or acquisition tags."),
     outdir: Path = options.output_dir("Output folder: new, empty, or an earlier sar-velocity output, in which a re-run resumes."),
-    dem: Path = typer.Option(..., "--dem", help="DEM (metres) covering the images, any CRS; heights at nodes model the terrain offset."),
+    dem: Optional[Path] = typer.Option(None, "--dem", help="DEM (metres) covering the images, any CRS; heights at nodes model the terrain offset. Without it the model has no terrain term."),
     stable_mask: Optional[Path] = typer.Option(None, "--stable-mask", help="Stable ground (polygons or raster) where the orbit/terrain model is fitted. Default: all nodes, moving ice trimmed as outliers."),
     heading: Optional[float] = typer.Option(None, "--heading", help="Track heading, degrees clockwise from north, for map-projected images (S1 ascending about -12, descending about -168). Default: radar geometry, x = range, y = azimuth."),
     pairs: str = typer.Option("consecutive", "--pairs", help="Pair network: consecutive | all-within-DAYS (e.g. all-within-36)."),
@@ -122,6 +122,8 @@ def sar_velocity(
     degree: int = typer.Option(1, "--degree", help="Polynomial degree of the orbit model in image coordinates (0-2)."),
     workers: Optional[int] = options.workers("pairs"),
     scheduler: Optional[str] = options.scheduler("pairs"),
+    input_units: str = typer.Option("auto", "--input-units", help="What the pixels hold: amplitude | intensity | db | auto (dB when most values are negative)."),
+    offset_model: bool = typer.Option(True, "--offset-model/--no-offset-model", help="Fit the orbit/terrain offsets on stable ground and remove them; --no-offset-model keeps the offsets as measured (a scene with no stable ground, e.g. drifting sea ice)."),
     place: Optional[str] = options.place(),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start afresh in an earlier output of sar-velocity (only the files cryokit wrote are removed); without it a re-run resumes."),
 ):
@@ -148,12 +150,16 @@ def sar_velocity(
         raise UserError(str(e)) from None
     if degree not in (0, 1, 2):
         raise UserError(f"--degree must be 0, 1 or 2, got {degree}")
+    if input_units not in ("auto", "amplitude", "intensity", "db"):
+        raise UserError(f"--input-units must be auto, amplitude, intensity or db, got "
+                        f"{input_units!r}")
     opts = SarOptions(heading=heading, pairs=pairs, units=units, degree=degree,
                       workers=workers, scheduler=scheduler, progress=True, place=place,
-                      overwrite=overwrite)
+                      overwrite=overwrite, input_units=input_units, offset_model=offset_model)
     with guarded_dir(outdir, "sar-velocity", inputs=(*images, dem, stable_mask),
                      overwrite=overwrite, resume=True):
-        rep = make_sar_velocity([str(p) for p in images], str(outdir), str(dem), params,
+        rep = make_sar_velocity([str(p) for p in images], str(outdir),
+                                str(dem) if dem else None, params,
                                 stable_mask=str(stable_mask) if stable_mask else None,
                                 options=opts)
     med = rep["stable_nmad_px_median"]

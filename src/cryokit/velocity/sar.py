@@ -49,6 +49,32 @@ def log_amplitude(img: np.ndarray, *, intensity: bool = False) -> np.ndarray:
     return out * np.float32(0.5) if intensity else out
 
 
+INPUT_UNITS = ("auto", "amplitude", "intensity", "db")
+
+
+def to_log(img: np.ndarray, units: str = "auto") -> np.ndarray:
+    """Log-amplitude of an image given as amplitude, intensity or dB (``auto``: dB when most
+    valid values are negative, which amplitude and intensity never are), NaN where undefined.
+
+    Matching is scale-free, so the log of amplitude and of intensity track alike; dB of
+    intensity is 20 / ln 10 times the log-amplitude.
+
+    Examples
+    --------
+    >>> [round(float(v), 4) for v in to_log(np.array([-10.0, -20.0], np.float32))]
+    [-1.1513, -2.3026]
+    """
+    if units not in INPUT_UNITS:
+        raise ValueError(f"input units must be one of {', '.join(INPUT_UNITS)}, got {units!r}")
+    a = np.asarray(img, np.float32)
+    if units == "auto":
+        fin = a[np.isfinite(a)]
+        units = "db" if fin.size and np.median(fin) < 0 else "amplitude"
+    if units == "db":
+        return a * np.float32(np.log(10.0) / 20.0)
+    return log_amplitude(a, intensity=units == "intensity")
+
+
 def radar_components(dx: np.ndarray, dy: np.ndarray, heading: float | None):
     """(range, azimuth) from map-pixel offsets (dx east, dy down the rows).
 

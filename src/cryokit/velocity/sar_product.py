@@ -27,7 +27,7 @@ from ..core import parallel
 from ..core.atomic import remove_stale_temps
 from ..core.outputs import check_output_dir, file_digest, read_marker, remove_listed, write_marker
 from ..core.cube import GRID_MAPPING, spatial_ref, write_cube, xy_coords
-from ..core.dates import acquisition_date
+from ..core.dates import acquisition_time, days_between
 from ..core.errors import UserError
 from ..core.records import write_json, write_records
 from ..core.quicklook import vector_quicklook
@@ -55,6 +55,8 @@ class SarOptions:
     place: str | None = None
     licence: str = "CC-BY-4.0"
     overwrite: bool = False        # start afresh in an earlier output instead of resuming
+    input_units: str = "auto"      # amplitude | intensity | db | auto (sar.to_log)
+    offset_model: bool = True      # fit and remove the orbit/terrain offsets on stable ground
 
 
 def pair_name(d1: dt.date, d2: dt.date) -> str:
@@ -64,8 +66,9 @@ def pair_name(d1: dt.date, d2: dt.date) -> str:
 
 # ----------------------------------------------------------------------------- inputs
 
-def _series_inputs(images: list[str]) -> tuple[list[str], list[dt.date], Grid]:
-    """Images sorted by date, their dates and the common grid; UserError on any problem."""
+def _series_inputs(images: list[str]) -> tuple[list[str], list[dt.datetime], Grid]:
+    """Images sorted by time, their acquisition date-times (UTC; 00:00 where only the date is
+    known) and the common grid; UserError on any problem."""
     if len(images) < 2:
         raise UserError(f"need at least two images, got {len(images)}")
     grid, dated = None, []
@@ -78,23 +81,25 @@ def _series_inputs(images: list[str]) -> tuple[list[str], list[dt.date], Grid]:
         elif (why := g.mismatch(grid)) is not None:
             raise UserError(f"is not on the grid of {images[0]} ({why}); co-register or "
                             "resample the series onto one grid first", path)
-        d = acquisition_date(path)
+        d = acquisition_time(path)
         if d is None:
             raise UserError("no acquisition date in the file name (Sentinel-1 style or "
                             "YYYYMMDD / YYYY-MM-DD) or in its DATE/ACQUISITION_DATE tags", path)
         dated.append((d, os.fspath(path)))
     dated.sort()
     for (d1, p1), (d2, p2) in zip(dated, dated[1:]):
-        if d1 == d2:
-            raise UserError(f"has the same date ({d1}) as {p1}", p2)
+        if d1.date() == d2.date():   # pair files are named by day
+            raise UserError(f"has the same date ({d1.date()}) as {p1}", p2)
     return [p for _, p in dated], [d for d, _ in dated], grid
 
 
-def _fingerprint(params: TrackParams, options: SarOptions, dem: str, mask: str | None) -> dict:
+def _fingerprint(params: TrackParams, options: SarOptions, dem: str | None,
+                 mask: str | None) -> dict:
     """Everything a pair's result depends on besides its two images."""
     return {"params": params.as_dict() | {"threads": None}, "heading": options.heading, "degree": options.degree,
-            "dem": os.path.abspath(dem), "stable_mask": mask and os.path.abspath(mask),
-            "terrain_heights": "lk-effective", "software": __version__}
+            "dem": dem and os.path.abspath(dem), "stable_mask": mask and os.path.abspath(mask),
+            "terrain_heights": "lk-effective", "software": __version__,
+            "offset_model": options.offset_model, "input_units": options.input_units}
 
 
 def _pair_done(outdir: Path, name: str, digests: list, fingerprint: dict) -> dict | None:
@@ -143,7 +148,7 @@ def _remove_stale(out: Path, pair_names: set[str], cumulative_names: set[str]) -
 
 # ----------------------------------------------------------------------------- one pair
 
-def process_pair(pair: tuple[int, int], *, paths: list[str], dates: list[dt.date], grid: Grid,
+def process_pair(pair: tuple[int, int], *, paths: list[str], dates: list[dt.datetime], grid: Grid,
                  ngrid: Grid, dem: np.ndarray, stable: np.ndarray | None,
                  params: TrackParams, options: SarOptions, outdir: str,
                  fingerprint: dict, digests: dict) -> dict:
@@ -156,7 +161,7 @@ def process_pair(pair: tuple[int, int], *, paths: list[str], dates: list[dt.date
     """
     i, j = pair
     t0 = time.perf_counter()
-    a, b = (sar.log_amplitude(read_band(paths[k])) for k in (i, j))
+    a, b = (sar.to_log(read_band(paths[k]), options.input_units) for k in (i, j))
     for img, k in ((a, i), (b, j)):
         if not np.isfinite(img).any():
             raise UserError("all pixels are nodata or <= 0", paths[k])
@@ -166,10 +171,16 @@ def process_pair(pair: tuple[int, int], *, paths: list[str], dates: list[dt.date
     t_match = time.perf_counter() - t0
     rng, az = sar.radar_components(field.dx, field.dy, options.heading)
     # Heights as the tracker saw them: each node's chip weighted by its own LK window.
-    height, _ = sar.effective_heights(a, dem, params, options.heading, field.narrow)
     fit_mask = stable if stable is not None else np.ones(rng.shape, bool)
-    model = sar.GeometryModel(options.degree).fit(rng, az, fit_mask, height)
-    r, z = model.apply(rng, az, height)
+    if options.offset_model:
+        height = (sar.effective_heights(a, dem, params, options.heading, field.narrow)[0]
+                  if dem is not None else np.zeros(rng.shape))
+        model = sar.GeometryModel(options.degree, height_degree=1 if dem is not None else 0)
+        model.fit(rng, az, fit_mask, height)
+        r, z = model.apply(rng, az, height)
+        model_params = model.params
+    else:   # no stable ground (sea ice): the offsets as measured
+        r, z, model_params = rng, az, {"none": "no orbit/terrain model fitted (--no-offset-model)"}
     nmad_px = sar.residual_nmad(r, z, fit_mask)
     spacing = (abs(grid.res[0]), abs(grid.res[1]))
     if options.heading is not None:
@@ -177,7 +188,7 @@ def process_pair(pair: tuple[int, int], *, paths: list[str], dates: list[dt.date
     r_m, z_m = (r * spacing[0]).astype(np.float32), (z * spacing[1]).astype(np.float32)
     d1, d2 = dates[i], dates[j]
     name = pair_name(d1, d2)
-    tags = {"date1": d1.isoformat(), "date2": d2.isoformat(), "dt_days": (d2 - d1).days,
+    tags = {"date1": d1.isoformat(), "date2": d2.isoformat(), "dt_days": days_between(d1, d2),
             "units": "m", "sign_convention": CONVENTION, "software": f"cryokit {__version__}",
             "image1": os.path.basename(paths[i]), "image2": os.path.basename(paths[j])}
     out = Path(outdir) / "pairs"
@@ -187,9 +198,9 @@ def process_pair(pair: tuple[int, int], *, paths: list[str], dates: list[dt.date
     write_cog(out / f"{name}.imag.tif", z_m, ngrid, units="m", tags=tags,
               descriptions=[f"azimuth displacement {d1} to {d2} (m), orbit/terrain removed"])
     valid = np.isfinite(r_m)
-    rec = {"pair": name, "dates": [d1.isoformat(), d2.isoformat()], "dt_days": (d2 - d1).days,
+    rec = {"pair": name, "dates": [d1.isoformat(), d2.isoformat()], "dt_days": days_between(d1, d2),
            "images": [paths[i], paths[j]], "valid_fraction": float(valid.mean()),
-           "nodes": field.flags, "model": model.params,
+           "nodes": field.flags, "model": model_params,
            "stable_nmad_px": list(nmad_px),
            "stable_nmad_m": [nmad_px[0] * spacing[0], nmad_px[1] * spacing[1]],
            "timings_s": {"match": round(t_match, 3), "total": round(time.perf_counter() - t0, 3)},
@@ -201,7 +212,7 @@ def process_pair(pair: tuple[int, int], *, paths: list[str], dates: list[dt.date
 
 # ----------------------------------------------------------------------------- product
 
-def make_sar_velocity(images: list[str], outdir: str, dem: str,
+def make_sar_velocity(images: list[str], outdir: str, dem: str | None,
                       params: TrackParams = sar.SAR_DEFAULTS, *, stable_mask: str | None = None,
                       options: SarOptions = SarOptions()) -> dict:
     """Make the SAR offset-tracking product of ``images`` in ``outdir``; return the report.
@@ -224,9 +235,11 @@ def make_sar_velocity(images: list[str], outdir: str, dem: str,
         raise UserError(f"images of {grid.width} x {grid.height} px give fewer than 3 x 3 "
                         f"nodes at step {params.step}", paths[0])
     ngrid = nodes.georeferenced(grid)
-    dem_px = reproject_band(dem, grid, resampling=Resampling.bilinear)
-    if not np.isfinite(dem_px).any():
-        raise UserError("does not overlap the images (no height on the image grid)", dem)
+    dem_px = None
+    if dem is not None:
+        dem_px = reproject_band(dem, grid, resampling=Resampling.bilinear)
+        if not np.isfinite(dem_px).any():
+            raise UserError("does not overlap the images (no height on the image grid)", dem)
     stable = None
     if stable_mask:
         from ..core.vector import load_mask  # geopandas is imported only when a mask is used
@@ -248,7 +261,7 @@ def make_sar_velocity(images: list[str], outdir: str, dem: str,
     _remove_stale(out, {pair_name(dates[i], dates[j]) for i, j in pairs},
                   {pair_name(dates[0], d) for d in dates[1:]})
     digests = {p: file_digest(p) for p in paths}
-    digests["dem"] = file_digest(dem)
+    digests["dem"] = file_digest(dem) if dem else None
     digests["stable_mask"] = file_digest(stable_mask) if stable_mask else None
 
     done, todo = {}, []
@@ -306,7 +319,7 @@ def _stack(out: Path, paths, dates, pairs, done, grid, ngrid, options, mask, dem
         else np.zeros((0,) + shape, np.float32)
     az = np.stack([read_band(out / "pairs" / f"{n}.imag.tif") for n in names]) if ok \
         else np.zeros((0,) + shape, np.float32)
-    dt_days = np.array([(dates[j] - dates[i]).days for i, j in ok], float)
+    dt_days = np.array([days_between(dates[i], dates[j]) for i, j in ok], float)
     sig = np.array([max(np.hypot(*done[p]["stable_nmad_m"]), 1e-6) for p in ok])
     cum_r = series.cumulative(rng, ok, len(dates), 1 / sig ** 2)
     cum_a = series.cumulative(az, ok, len(dates), 1 / sig ** 2)
@@ -347,7 +360,7 @@ def _stack(out: Path, paths, dates, pairs, done, grid, ngrid, options, mask, dem
         "software": f"cryokit {__version__}",
         "images": [{"path": os.path.abspath(p), "date": d.isoformat()}
                    for p, d in zip(paths, dates)],
-        "dem": os.path.abspath(dem), "stable_mask": mask and os.path.abspath(mask),
+        "dem": dem and os.path.abspath(dem), "stable_mask": mask and os.path.abspath(mask),
         "heading_deg": options.heading, "pairs_rule": options.pairs, "units": units,
         "sign_convention": CONVENTION,
         "pairs": [{k: v for k, v in done[p].items() if k != "fingerprint"} for p in ok],
@@ -364,8 +377,7 @@ def _cube(path, ngrid, dates, pairs, rng, az, dt_days, cum_r, cum_a, vr, va, spe
     """velocity_cube.nc: pair velocities (time = pair middle), cumulative series, means."""
     import xarray as xr
 
-    mid = [np.datetime64(dates[i]) + np.timedelta64((dates[j] - dates[i]).days * 12, "h")
-           for i, j in pairs]
+    mid = [np.datetime64(dates[i] + (dates[j] - dates[i]) / 2, "ns") for i, j in pairs]
     bnds = np.array([[np.datetime64(dates[i], "ns"), np.datetime64(dates[j], "ns")]
                      for i, j in pairs]).reshape(-1, 2)
     dts = dt_days[:, None, None] if len(pairs) else dt_days
@@ -399,7 +411,7 @@ def _cube(path, ngrid, dates, pairs, rng, az, dt_days, cum_r, cum_a, vr, va, spe
                "heading_deg": "none (radar geometry)" if options.heading is None
                else options.heading,
                "source": f"cryokit {__version__}"})
-    write_cube(ds, path, since=dates[0])
+    write_cube(ds, path, since=dates[0].date())
 
 
 def _records(out: Path, report: dict, dates, ngrid: Grid, options: SarOptions) -> None:
@@ -424,5 +436,5 @@ def _records(out: Path, report: dict, dates, ngrid: Grid, options: SarOptions) -
                 "trimmed least squares and removed; cumulative series by weighted least "
                 "squares over the pair network; robust quality-weighted mean velocity"),
         quality=quality, place=options.place, licence=options.licence,
-        temporal_resolution=f"{(dates[1] - dates[0]).days} days",
+        temporal_resolution=f"{days_between(dates[0], dates[1]):.4g} days",
         keywords=("glacier", "velocity", "SAR", "offset tracking", "Sentinel-1", "cryosphere"))
