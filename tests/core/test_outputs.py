@@ -381,3 +381,21 @@ def test_temporary_of_a_killed_file_write_is_cleared(tmp_path):
     with guarded_file(out):
         pass
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.x.tmp.parquet"]
+
+
+def test_date_times_of_sentinel_names_time_the_pair(pair, tmp_path):
+    """Sentinel-2 names carry the sensing time: a pair 23 h apart is 0.957 days, not 1."""
+    p, ref, sec = pair
+    names = ["S2A_MSIL1C_20180304T201639_N0206_R071_T08VLK_20180304T214800.tif",
+             "S2B_MSIL1C_20180305T195339_N0206_R071_T08VLK_20180305T213000.tif"]
+    paths = []
+    for src, name in zip((ref, sec), names):
+        shutil.copy(src, tmp_path / name)
+        paths.append(str(tmp_path / name))
+    out = tmp_path / "v"
+    assert main(["-q", "velocity", *paths, "-o", str(out), "--step", "16", "--search", "8"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["dates"] == ["2018-03-04T20:16:39", "2018-03-05T19:53:39"]
+    assert rep["dt_days"] == pytest.approx((23 * 3600 + 37 * 60) / 86400)
+    with rasterio.open(out / "speed.tif") as ds:
+        assert ds.tags()["date1"] == "2018-03-04T20:16:39"

@@ -18,7 +18,7 @@ OPTICAL = TrackParams()
 
 def _velocity_summary(rep: dict, outdir: str) -> None:
     sg = rep["stable_ground"]
-    rows = [("dates", f"{rep['dates'][0]} -> {rep['dates'][1]} ({rep['dt_days']} d)"),
+    rows = [("dates", f"{rep['dates'][0]} -> {rep['dates'][1]} ({rep['dt_days']:.4g} d)"),
             ("nodes", f"{rep['node_grid']['rows']} x {rep['node_grid']['cols']}, "
                       f"{100 * rep['valid_fraction']:.1f} % valid"),
             ("matching", f"{rep['timings_s']['match_s']:.2f} s")]

@@ -127,8 +127,24 @@ def acquisition_time(path: str | os.PathLike) -> dt.datetime | None:
     return t if t is not None and t.date() == d else dt.datetime.combine(d, dt.time(0))
 
 
+def acquisition_times(paths) -> list:
+    """Acquisition date-times of several images where every name carries one
+    (:func:`acquisition_time`), else their dates: one kind for all, so that differences are
+    exact in both cases. None for an image without a date."""
+    days = [acquisition_date(p) for p in paths]
+    times = [time_from_name(p) for p in paths]
+    if all(t is not None and d is not None and t.date() == d for t, d in zip(times, days)):
+        return times
+    return days
+
+
+def day_of(t: dt.date | dt.datetime) -> dt.date:
+    """The calendar day of a date or date-time."""
+    return t.date() if isinstance(t, dt.datetime) else t
+
+
 def days_between(t1: dt.date | dt.datetime, t2: dt.date | dt.datetime) -> float:
-    """``t2 - t1`` in days, fractional for date-times.
+    """``t2 - t1`` in days (dates or date-times), fractional for date-times.
 
     >>> round(days_between(dt.datetime(2020, 3, 1, 8, 32, 37), dt.datetime(2020, 3, 2, 7, 35, 29)), 6)
     0.960324
@@ -145,7 +161,7 @@ def pair_dates(ref: str, sec: str, given: tuple[str, str] | None = None) -> tupl
     if given:
         d1, d2 = parse_date(given[0], "--dates"), parse_date(given[1], "--dates")
     else:
-        d1, d2 = acquisition_date(ref), acquisition_date(sec)
+        d1, d2 = acquisition_times([ref, sec])
         for d, p in ((d1, ref), (d2, sec)):
             if d is None:
                 raise UserError("no acquisition date in its metadata or file name; "

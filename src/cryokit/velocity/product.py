@@ -23,7 +23,7 @@ from rasterio.windows import Window
 from .. import __version__
 from ..core import parallel
 from ..core.atomic import staged_dir
-from ..core.dates import pair_dates
+from ..core.dates import days_between, pair_dates
 from ..core.errors import UserError
 from ..core.records import write_json, write_records
 from ..core.quicklook import vector_quicklook
@@ -192,7 +192,7 @@ def make_velocity(ref: str, sec: str, outdir: str, params: TrackParams = TrackPa
         raise UserError(f"unknown units {options.units!r}; use m/d or m/yr")
     grid, warp = _check_grids(ref, sec, options.resample)
     d1, d2 = pair_dates(ref, sec, dates)
-    dt_days = (d2 - d1).days
+    dt_days = days_between(d1, d2)
     nodes = NodeGrid.of(grid.shape, params)
     ny, nx = nodes.shape
     if min(ny, nx) < 1:
@@ -262,7 +262,7 @@ def _report(ref, sec, d1, d2, params, options, grid, ngrid, field, fit, mask, pr
         "product": "glacier surface velocity (optical feature tracking)",
         "software": f"cryokit {__version__}",
         "reference": os.path.abspath(ref), "secondary": os.path.abspath(sec),
-        "dates": [d1.isoformat(), d2.isoformat()], "dt_days": (d2 - d1).days,
+        "dates": [d1.isoformat(), d2.isoformat()], "dt_days": days_between(d1, d2),
         "units": options.units, "sign_convention": CONVENTION,
         "parameters": params.as_dict() | {"fine_search_used": search, "prior": prior,
                                           "stable_model": options.stable_model,
@@ -288,7 +288,7 @@ def _report(ref, sec, d1, d2, params, options, grid, ngrid, field, fit, mask, pr
 def _write(outdir, ref, sec, d1, d2, grid, ngrid, vx, vy, speed, field, background, report,
            options):
     units = options.units
-    tags = {"date1": d1.isoformat(), "date2": d2.isoformat(), "dt_days": report["dt_days"],
+    tags = {"date1": d1.isoformat(), "date2": d2.isoformat(), "dt_days": f"{report['dt_days']:g}",
             "units": units, "sign_convention": CONVENTION,
             "reference_image": os.path.basename(ref), "secondary_image": os.path.basename(sec),
             "software": report["software"]}
@@ -321,7 +321,7 @@ def _write(outdir, ref, sec, d1, d2, grid, ngrid, vx, vy, speed, field, backgrou
             title={"en": title},
             abstract=(f"Surface velocity from feature tracking of two optical images "
                       f"({os.path.basename(ref)}, {os.path.basename(sec)}) acquired {d1} and "
-                      f"{d2} ({report['dt_days']} days). East and north components and speed in "
+                      f"{d2} ({report['dt_days']:.4g} days). East and north components and speed in "
                       f"{units} on a {ngrid.res[0]:g} m node grid; {100 * report['valid_fraction']:.1f} % "
                       f"of nodes valid. {err}."),
             source=f"{os.path.basename(ref)} ({d1}), {os.path.basename(sec)} ({d2})",
@@ -331,6 +331,6 @@ def _write(outdir, ref, sec, d1, d2, grid, ngrid, vx, vy, speed, field, backgrou
                     f"{report['parameters']['prefilter']} pre-filter, Lucas-Kanade sub-pixel "
                     f"refinement, SNR and normalised median outlier tests, "
                     f"stable-ground {options.stable_model} correction"),
-            quality=err, place=options.place, temporal_resolution=f"{report['dt_days']} days",
+            quality=err, place=options.place, temporal_resolution=f"{report['dt_days']:.4g} days",
             licence=options.licence, keywords=("glacier", "velocity", "feature tracking",
                                                "cryosphere"))

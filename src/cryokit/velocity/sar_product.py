@@ -27,7 +27,7 @@ from ..core import parallel
 from ..core.atomic import remove_stale_temps
 from ..core.outputs import check_output_dir, file_digest, read_marker, remove_listed, write_marker
 from ..core.cube import GRID_MAPPING, spatial_ref, write_cube, xy_coords
-from ..core.dates import acquisition_time, days_between
+from ..core.dates import acquisition_times, day_of, days_between
 from ..core.errors import UserError
 from ..core.records import write_json, write_records
 from ..core.quicklook import vector_quicklook
@@ -72,7 +72,8 @@ def _series_inputs(images: list[str]) -> tuple[list[str], list[dt.datetime], Gri
     if len(images) < 2:
         raise UserError(f"need at least two images, got {len(images)}")
     grid, dated = None, []
-    for path in images:
+    times = acquisition_times(images)
+    for path, d in zip(images, times):
         g = read_grid(path)
         if g.crs is None:
             raise UserError("has no coordinate reference system", path)
@@ -81,15 +82,14 @@ def _series_inputs(images: list[str]) -> tuple[list[str], list[dt.datetime], Gri
         elif (why := g.mismatch(grid)) is not None:
             raise UserError(f"is not on the grid of {images[0]} ({why}); co-register or "
                             "resample the series onto one grid first", path)
-        d = acquisition_time(path)
         if d is None:
             raise UserError("no acquisition date in the file name (Sentinel-1 style or "
                             "YYYYMMDD / YYYY-MM-DD) or in its DATE/ACQUISITION_DATE tags", path)
         dated.append((d, os.fspath(path)))
     dated.sort()
     for (d1, p1), (d2, p2) in zip(dated, dated[1:]):
-        if d1.date() == d2.date():   # pair files are named by day
-            raise UserError(f"has the same date ({d1.date()}) as {p1}", p2)
+        if day_of(d1) == day_of(d2):   # pair files are named by day
+            raise UserError(f"has the same date ({day_of(d1)}) as {p1}", p2)
     return [p for _, p in dated], [d for d, _ in dated], grid
 
 
@@ -188,7 +188,7 @@ def process_pair(pair: tuple[int, int], *, paths: list[str], dates: list[dt.date
     r_m, z_m = (r * spacing[0]).astype(np.float32), (z * spacing[1]).astype(np.float32)
     d1, d2 = dates[i], dates[j]
     name = pair_name(d1, d2)
-    tags = {"date1": d1.isoformat(), "date2": d2.isoformat(), "dt_days": days_between(d1, d2),
+    tags = {"date1": d1.isoformat(), "date2": d2.isoformat(), "dt_days": f"{days_between(d1, d2):g}",
             "units": "m", "sign_convention": CONVENTION, "software": f"cryokit {__version__}",
             "image1": os.path.basename(paths[i]), "image2": os.path.basename(paths[j])}
     out = Path(outdir) / "pairs"
@@ -411,7 +411,7 @@ def _cube(path, ngrid, dates, pairs, rng, az, dt_days, cum_r, cum_a, vr, va, spe
                "heading_deg": "none (radar geometry)" if options.heading is None
                else options.heading,
                "source": f"cryokit {__version__}"})
-    write_cube(ds, path, since=dates[0].date())
+    write_cube(ds, path, since=day_of(dates[0]))
 
 
 def _records(out: Path, report: dict, dates, ngrid: Grid, options: SarOptions) -> None:
