@@ -74,3 +74,32 @@ def test_sea_ice_pair_agrees_with_phase_correlation(tmp_path):
     # drift of the README's check: about 44 px = 4.4 km in 23 h, i.e. ~4.6 km/day
     speed = rep["mean_velocity"]["speed_p50"]
     assert 4300 < speed < 4900, speed
+
+
+def test_sea_ice_pair_in_wgs84(tmp_path):
+    """``--out-crs EPSG:4326`` (the Svalbard product's CRS): every raster and the cube on one
+    geographic grid at the node spacing in metres, the same drift as on the native grid."""
+    import xarray as xr
+
+    folder = shared_path("velocity", "s1_ew_seaice_drift_2020")
+    images = sorted(str(p) for p in folder.glob("*.tif"))
+    out = tmp_path / "wgs84"
+    assert main(["-q", "sar-velocity", *images, "-o", str(out), "--no-offset-model",
+                 "--search", "64", "--out-crs", "EPSG:4326"]) == 0
+    grids = set()
+    for p in out.rglob("*.tif"):
+        with rasterio.open(p) as ds:
+            assert ds.crs.to_epsg() == 4326, p
+            grids.add((ds.transform, ds.shape))
+    assert len(grids) == 1
+    (transform, shape), = grids
+    # 1600 m nodes at 83.5 N: 0.0145 deg of latitude, 0.128 deg of longitude
+    assert transform.e == pytest.approx(-1600 / 110574, rel=1e-6)
+    assert transform.a == pytest.approx(1600 / (111320 * np.cos(np.radians(83.55))), rel=0.01)
+    with xr.open_dataset(out / "velocity_cube.nc") as cube:
+        assert cube.x.attrs["units"] == "degrees_east" and cube.mean_speed.shape == shape
+    rep = json.loads((out / "report.json").read_text())
+    assert 4300 < rep["mean_velocity"]["speed_p50"] < 4900
+    assert "radar geometry" in rep["directions"]["range"]
+    meta = json.loads((out / "metadata.json").read_text())
+    assert 83.0 < meta["bbox"]["south"] < meta["bbox"]["north"] < 84.0

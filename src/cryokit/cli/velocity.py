@@ -123,6 +123,7 @@ def sar_velocity(
     workers: Optional[int] = options.workers("pairs"),
     scheduler: Optional[str] = options.scheduler("pairs"),
     input_units: str = typer.Option("auto", "--input-units", help="What the pixels hold: amplitude | intensity | db | auto (dB when most values are negative)."),
+    out_crs: Optional[str] = typer.Option(None, "--out-crs", help="Write every raster and the cube in this CRS (e.g. EPSG:4326, as the Svalbard product is published), on GDAL's default warp grid of the node grid; range and azimuth stay the radar directions (stated in report.json)."),
     offset_model: bool = typer.Option(True, "--offset-model/--no-offset-model", help="Fit the orbit/terrain offsets on stable ground and remove them; --no-offset-model keeps the offsets as measured (a scene with no stable ground, e.g. drifting sea ice)."),
     place: Optional[str] = options.place(),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start afresh in an earlier output of sar-velocity (only the files cryokit wrote are removed); without it a re-run resumes."),
@@ -155,7 +156,8 @@ def sar_velocity(
                         f"{input_units!r}")
     opts = SarOptions(heading=heading, pairs=pairs, units=units, degree=degree,
                       workers=workers, scheduler=scheduler, progress=True, place=place,
-                      overwrite=overwrite, input_units=input_units, offset_model=offset_model)
+                      overwrite=overwrite, input_units=input_units, offset_model=offset_model,
+                      out_crs=out_crs)
     with guarded_dir(outdir, "sar-velocity", inputs=(*images, dem, stable_mask),
                      overwrite=overwrite, resume=True):
         rep = make_sar_velocity([str(p) for p in images], str(outdir),

@@ -136,6 +136,45 @@ def reproject_band(path: str | os.PathLike, grid: Grid, band: int = 1,
         return dst
 
 
+def grid_in_crs(grid: Grid, crs: str) -> Grid:
+    """The grid that covers ``grid`` in ``crs`` at about its resolution: GDAL's default warp
+    grid (as ``gdalwarp -t_srs`` chooses it), except that a geographic ``crs`` from a projected
+    grid gets the grid's spacing in metres on each axis at the centre latitude (square degree
+    pixels would be several times coarser in latitude at high latitudes).
+
+    Raises
+    ------
+    UserError
+        ``crs`` is not a CRS that PROJ knows.
+    """
+    from rasterio.errors import CRSError
+    from rasterio.warp import calculate_default_transform
+
+    try:
+        dst = CRS.from_user_input(crs)
+    except CRSError as e:
+        raise UserError(f"--out-crs: not a coordinate reference system ({e})") from None
+    resolution = None
+    if dst.is_geographic and not grid.crs.is_geographic:
+        lat = grid.bounds_lonlat()
+        phi = np.radians((lat[1] + lat[3]) / 2)
+        metres = min(abs(grid.res[0]), abs(grid.res[1]))
+        resolution = (metres / (111320.0 * np.cos(phi)), metres / 110574.0)
+    transform, width, height = calculate_default_transform(
+        grid.crs, dst, grid.width, grid.height, *grid.bounds, resolution=resolution)
+    return Grid(dst, transform, width, height)
+
+
+def warp_array(data: np.ndarray, src: Grid, dst: Grid,
+               resampling: Resampling = Resampling.bilinear) -> np.ndarray:
+    """``data`` (H, W) on ``src`` resampled onto ``dst`` (float32, NaN = nodata or outside)."""
+    out = np.full(dst.shape, np.nan, np.float32)
+    reproject(np.asarray(data, np.float32), out, src_transform=src.transform, src_crs=src.crs,
+              dst_transform=dst.transform, dst_crs=dst.crs, src_nodata=np.nan,
+              dst_nodata=np.nan, resampling=resampling)
+    return out
+
+
 def write_cog(path: str | os.PathLike, bands: np.ndarray | Sequence[np.ndarray], grid: Grid, *,
               nodata: float | int | None = np.nan, descriptions: Sequence[str] | None = None,
               tags: Mapping[str, str] | None = None,

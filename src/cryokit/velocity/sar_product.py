@@ -31,7 +31,8 @@ from ..core.dates import acquisition_times, day_of, days_between
 from ..core.errors import UserError
 from ..core.records import write_json, write_records
 from ..core.quicklook import vector_quicklook
-from ..core.raster import Grid, read_band, read_grid, reproject_band, write_cog
+from ..core.raster import (Grid, grid_in_crs, read_band, read_grid, reproject_band, warp_array,
+                           write_cog)
 from . import sar, series
 from .track import NodeGrid, TrackParams, track_pair
 
@@ -56,6 +57,7 @@ class SarOptions:
     licence: str = "CC-BY-4.0"
     overwrite: bool = False        # start afresh in an earlier output instead of resuming
     input_units: str = "auto"      # amplitude | intensity | db | auto (sar.to_log)
+    out_crs: str | None = None     # CRS of every output raster and the cube (None: the images')
     offset_model: bool = True      # fit and remove the orbit/terrain offsets on stable ground
 
 
@@ -99,7 +101,8 @@ def _fingerprint(params: TrackParams, options: SarOptions, dem: str | None,
     return {"params": params.as_dict() | {"threads": None}, "heading": options.heading, "degree": options.degree,
             "dem": dem and os.path.abspath(dem), "stable_mask": mask and os.path.abspath(mask),
             "terrain_heights": "lk-effective", "software": __version__,
-            "offset_model": options.offset_model, "input_units": options.input_units}
+            "offset_model": options.offset_model, "input_units": options.input_units,
+            "out_crs": options.out_crs}
 
 
 def _pair_done(outdir: Path, name: str, digests: list, fingerprint: dict) -> dict | None:
@@ -149,7 +152,7 @@ def _remove_stale(out: Path, pair_names: set[str], cumulative_names: set[str]) -
 # ----------------------------------------------------------------------------- one pair
 
 def process_pair(pair: tuple[int, int], *, paths: list[str], dates: list[dt.datetime], grid: Grid,
-                 ngrid: Grid, dem: np.ndarray, stable: np.ndarray | None,
+                 ngrid: Grid, ogrid: Grid, dem: np.ndarray, stable: np.ndarray | None,
                  params: TrackParams, options: SarOptions, outdir: str,
                  fingerprint: dict, digests: dict) -> dict:
     """Track one pair, remove the orbit/terrain model, write its rasters and record.
@@ -193,11 +196,13 @@ def process_pair(pair: tuple[int, int], *, paths: list[str], dates: list[dt.date
             "image1": os.path.basename(paths[i]), "image2": os.path.basename(paths[j])}
     out = Path(outdir) / "pairs"
     out.mkdir(parents=True, exist_ok=True)
-    write_cog(out / f"{name}.real.tif", r_m, ngrid, units="m", tags=tags,
-              descriptions=[f"range displacement {d1} to {d2} (m), orbit/terrain removed"])
-    write_cog(out / f"{name}.imag.tif", z_m, ngrid, units="m", tags=tags,
-              descriptions=[f"azimuth displacement {d1} to {d2} (m), orbit/terrain removed"])
     valid = np.isfinite(r_m)
+    if ogrid != ngrid:   # --out-crs: the pair's rasters on the output grid
+        r_m, z_m = warp_array(r_m, ngrid, ogrid), warp_array(z_m, ngrid, ogrid)
+    write_cog(out / f"{name}.real.tif", r_m, ogrid, units="m", tags=tags,
+              descriptions=[f"range displacement {d1} to {d2} (m), orbit/terrain removed"])
+    write_cog(out / f"{name}.imag.tif", z_m, ogrid, units="m", tags=tags,
+              descriptions=[f"azimuth displacement {d1} to {d2} (m), orbit/terrain removed"])
     rec = {"pair": name, "dates": [d1.isoformat(), d2.isoformat()], "dt_days": days_between(d1, d2),
            "images": [paths[i], paths[j]], "valid_fraction": float(valid.mean()),
            "nodes": field.flags, "model": model_params,
@@ -235,6 +240,7 @@ def make_sar_velocity(images: list[str], outdir: str, dem: str | None,
         raise UserError(f"images of {grid.width} x {grid.height} px give fewer than 3 x 3 "
                         f"nodes at step {params.step}", paths[0])
     ngrid = nodes.georeferenced(grid)
+    ogrid = grid_in_crs(ngrid, options.out_crs) if options.out_crs else ngrid
     dem_px = None
     if dem is not None:
         dem_px = reproject_band(dem, grid, resampling=Resampling.bilinear)
@@ -275,7 +281,7 @@ def make_sar_velocity(images: list[str], outdir: str, dem: str | None,
     results = parallel.run_tasks(
         process_pair, todo, workers=options.workers, scheduler=options.scheduler,
         progress=options.progress, description="tracking pairs", on_error="collect",
-        shared=dict(paths=paths, dates=dates, grid=grid, ngrid=ngrid, dem=dem_px,
+        shared=dict(paths=paths, dates=dates, grid=grid, ngrid=ngrid, ogrid=ogrid, dem=dem_px,
                     stable=stable, params=params, options=options, outdir=str(out),
                     fingerprint=fp, digests=digests))
     failures = []
@@ -291,7 +297,7 @@ def make_sar_velocity(images: list[str], outdir: str, dem: str | None,
         msg = "; ".join(f"{f['pair']}: {f['error']}" for f in failures[:3])
         raise UserError(f"every pair failed ({len(failures)}), nothing to stack: {msg}",
                         paths[0])
-    report = _stack(out, paths, dates, pairs, done, grid, ngrid, options, stable_mask, dem)
+    report = _stack(out, paths, dates, pairs, done, grid, ogrid, options, stable_mask, dem)
     report.update(
         failures=failures, skipped=sorted(pair_name(dates[p[0]], dates[p[1]]) for p in pairs
                                           if p not in todo),
@@ -299,7 +305,7 @@ def make_sar_velocity(images: list[str], outdir: str, dem: str | None,
                         if p in done),
         timings_s={"pairs": round(t_pairs, 3), "total": round(time.perf_counter() - t0, 3)})
     write_json(out / "report.json", report)
-    _records(out, report, dates, ngrid, options)
+    _records(out, report, dates, ogrid, options)
     write_marker(out, "sar-velocity")
     return report
 
@@ -310,7 +316,8 @@ def _pair_digests(digests: dict, paths: list[str], i: int, j: int) -> list[str]:
 
 
 def _stack(out: Path, paths, dates, pairs, done, grid, ngrid, options, mask, dem) -> dict:
-    """Cumulative series, mean velocity and cube from the finished pairs."""
+    """Cumulative series, mean velocity and cube from the finished pairs, on ``ngrid`` (the
+    node grid, or its warp to --out-crs)."""
     scale = UNITS[options.units]
     ok = [p for p in pairs if p in done]
     shape = (ngrid.height, ngrid.width)
@@ -348,10 +355,11 @@ def _stack(out: Path, paths, dates, pairs, done, grid, ngrid, options, mask, dem
                             f"mean azimuth velocity ({units})", "pairs used"])
     _cube(out / "velocity_cube.nc", ngrid, dates, ok, rng, az, dt_days, cum_r, cum_a,
           vr, va, speed, units, scale, options)
-    bg = read_band(paths[0], out_shape=shape)
+    bg = (read_band(paths[0], out_shape=shape) if ngrid.crs == grid.crs
+          else reproject_band(paths[0], ngrid))
     vx, vy_down = sar.map_components(vr, va, options.heading)
     b = ngrid.bounds
-    vector_quicklook(out / "quicklook.png", sar.log_amplitude(bg), speed, vx, -vy_down,
+    vector_quicklook(out / "quicklook.png", sar.to_log(bg, options.input_units), speed, vx, -vy_down,
                      extent=(b[0], b[2], b[1], b[3]), units=units,
                      title=f"Mean speed {dates[0]} to {dates[-1]} ({units})")
     stable_nmad = [done[p]["stable_nmad_px"] for p in ok]
@@ -362,7 +370,9 @@ def _stack(out: Path, paths, dates, pairs, done, grid, ngrid, options, mask, dem
                    for p, d in zip(paths, dates)],
         "dem": dem and os.path.abspath(dem), "stable_mask": mask and os.path.abspath(mask),
         "heading_deg": options.heading, "pairs_rule": options.pairs, "units": units,
-        "sign_convention": CONVENTION,
+        "sign_convention": CONVENTION, "directions": _directions(options.heading),
+        "grid": {"crs": ngrid.crs.to_string(), "res": list(ngrid.res),
+                 "shape": list(ngrid.shape)},
         "pairs": [{k: v for k, v in done[p].items() if k != "fingerprint"} for p in ok],
         "n_pairs": len(pairs), "n_pairs_ok": len(ok),
         "stable_nmad_px_median": (np.median(stable_nmad, axis=0).tolist() if ok else None),
@@ -370,6 +380,18 @@ def _stack(out: Path, paths, dates, pairs, done, grid, ngrid, options, mask, dem
                           "speed_p50": float(np.nanmedian(speed)) if np.isfinite(speed).any()
                           else None},
     }
+
+
+def _directions(heading: float | None) -> dict:
+    """The range and azimuth directions of the products, in words and as (east, north)."""
+    if heading is None:
+        return {"range": "image columns (x), positive to the right: radar geometry",
+                "azimuth": "image rows (y), positive down the rows: radar geometry"}
+    h = np.radians(heading)
+    return {"range": "horizontal, away from the track",
+            "range_east_north": [round(float(np.cos(h)), 6), round(float(-np.sin(h)), 6)],
+            "azimuth": "along the flight direction",
+            "azimuth_east_north": [round(float(np.sin(h)), 6), round(float(np.cos(h)), 6)]}
 
 
 def _cube(path, ngrid, dates, pairs, rng, az, dt_days, cum_r, cum_a, vr, va, speed, units,
