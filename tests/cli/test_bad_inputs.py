@@ -69,6 +69,8 @@ def inputs(tmp_path_factory):
     f["nodata"] = _tif(d / "nodata_20160821.tif", np.full((128, 128), np.nan), nodata=np.nan)
     f["geo"] = _tif(d / "geo_20160822.tif", base, crs="EPSG:4326", origin=(15.0, 78.0),
                     res=0.001)
+    f["geo2"] = _tif(d / "geo_20160903.tif", np.roll(base, 1, 0), crs="EPSG:4326",
+                     origin=(15.0, 78.0), res=0.001)
     f["clash"] = _tif(d / "clash_20160904.tif", np.roll(base, 3, 1),
                       tags={"ACQUISITION_DATE": "2016-09-05"})
     f["text"] = str(d / "notes.tif")
@@ -220,6 +222,7 @@ CASES = [
     # data content
     ("sar-dem-disjoint", lambda f: ["sar-velocity", f["s1a"], f["s1b"], "--dem", f["dem_far"], "-o", _o(f)], "overlap"),
     ("sar-one-image", lambda f: ["sar-velocity", f["s1a"], "--dem", f["dem"], "-o", _o(f)], "two images"),
+    ("sar-geographic", lambda f: ["sar-velocity", f["geo"], f["geo2"], "-o", _o(f)], "geographic"),
     ("sar-geographic-mismatch", lambda f: ["sar-velocity", f["s1a"], f["geo"], "--dem", f["dem"], "-o", _o(f)], "grid"),
     ("dem-no-stable", lambda f: ["dem-change", f["dem"], f["dem2"], "-o", _o(f), "--ref-date", "2010-01-01", "--tba-date", "2020-01-01"], "--stable-mask"),
     ("dem-disjoint", lambda f: ["dem-change", f["dem"], f["dem_far"], "-o", _o(f), "--ref-date", "2010-01-01", "--tba-date", "2020-01-01", "--stable-mask", f["dem"]], "overlap"),

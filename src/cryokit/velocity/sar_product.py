@@ -79,6 +79,10 @@ def _series_inputs(images: list[str]) -> tuple[list[str], list[dt.datetime], Gri
         g = read_grid(path)
         if g.crs is None:
             raise UserError("has no coordinate reference system", path)
+        if g.crs.is_geographic:
+            raise UserError("is in geographic coordinates: displacements need a grid in metres; "
+                            "give images in a projected CRS (--out-crs EPSG:4326 writes "
+                            "geographic outputs)", path)
         if grid is None:
             grid = g
         elif (why := g.mismatch(grid)) is not None:
