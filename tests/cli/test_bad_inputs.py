@@ -82,6 +82,7 @@ def inputs(tmp_path_factory):
     f["s1b"] = _tif(d / s1.format("20200115", "20200115"), np.roll(base, 1, 0))
     f["dem"] = _tif(d / "dem.tif", np.linspace(100, 900, 128 * 128).reshape(128, 128))
     f["dem_far"] = _tif(d / "dem_far.tif", np.full((64, 64), 300.0), origin=(900000.0, 6000000.0))
+    f["classes"] = _tif(d / "classes.tif", np.where(np.arange(128 * 128).reshape(128, 128) % 3, 1, 2))
     f["dem2"] = _tif(d / "dem2.tif", np.linspace(100, 900, 128 * 128).reshape(128, 128) - 2)
     for k, (a, b) in enumerate([("20200103", "20200115"), ("20200115", "20200127")]):
         f[f"ifg{k}"] = _tif(d / f"S1_{a}-{b}_unw.tif", _texture(k + 3) / 100,
@@ -225,6 +226,8 @@ CASES = [
     ("sar-geographic", lambda f: ["sar-velocity", f["geo"], f["geo2"], "-o", _o(f)], "geographic"),
     ("sar-geographic-mismatch", lambda f: ["sar-velocity", f["s1a"], f["geo"], "--dem", f["dem"], "-o", _o(f)], "grid"),
     ("dem-no-stable", lambda f: ["dem-change", f["dem"], f["dem2"], "-o", _o(f), "--ref-date", "2010-01-01", "--tba-date", "2020-01-01"], "--stable-mask"),
+    ("dem-class-mask", lambda f: ["dem-change", f["dem"], f["dem2"], "-o", _o(f), "--ref-date", "2010-01-01", "--tba-date", "2020-01-01", "--stable-mask", f["classes"]], "--stable-values"),
+    ("dem-stable-values-text", lambda f: ["dem-change", f["dem"], f["dem2"], "-o", _o(f), "--ref-date", "2010-01-01", "--tba-date", "2020-01-01", "--stable-mask", f["classes"], "--stable-values", "one"], "--stable-values"),
     ("dem-disjoint", lambda f: ["dem-change", f["dem"], f["dem_far"], "-o", _o(f), "--ref-date", "2010-01-01", "--tba-date", "2020-01-01", "--stable-mask", f["dem"]], "overlap"),
     ("sbas-text-file", lambda f: ["sbas", f["text"], f["ifg1"], "-o", _o(f)], "notes.tif"),
     ("egms-missing-pid", lambda f: ["egms", "stats", f["egms_nopid"], "-o", _o(f, "s.csv")], "pid"),

@@ -160,3 +160,32 @@ def test_vertical_reference_conversion(case, tmp_path):
     rep = json.loads((o / "report.json").read_text())
     assert rep["coregistration"]["shift_z"] == pytest.approx(SHIFT[2], abs=0.05)
     assert rep["vertical_reference"].startswith("ellipsoid")
+
+
+def test_class_raster_stable_mask_needs_its_stable_values(tmp_path, capsys):
+    """A 1 = stable / 2 = glacier raster: taking every non-zero pixel as stable would count the
+    glaciers as stable ground, so it is refused without --stable-values; with it, the result
+    equals that of a 0/1 mask of the same pixels."""
+    from cryokit.core.raster import write_cog
+    from cryokit.synthetic import make_dem_pair
+
+    p = make_dem_pair((200, 200), seed=2)
+    ref, tba = tmp_path / "ref.tif", tmp_path / "tba.tif"
+    write_cog(ref, p.ref, p.grid, units="m")
+    write_cog(tba, p.tba, p.grid, units="m")
+    classes, binary = tmp_path / "classes.tif", tmp_path / "stable01.tif"
+    write_cog(classes, np.where(p.glacier, 2, 1).astype(np.uint8), p.grid, nodata=None)
+    write_cog(binary, (~p.glacier).astype(np.uint8), p.grid, nodata=None)
+    args = ["-q", "dem-change", str(ref), str(tba), "--ref-date", str(p.dates[0]),
+            "--tba-date", str(p.dates[1])]
+    capsys.readouterr()
+    assert main([*args, "-o", str(tmp_path / "a"), "--stable-mask", str(classes)]) == 2
+    err = capsys.readouterr().err
+    assert "classes 1, 2" in err and "--stable-values" in err and len(err.strip().splitlines()) == 1
+    assert main([*args, "-o", str(tmp_path / "b"), "--stable-mask", str(classes),
+                 "--stable-values", "1"]) == 0
+    assert main([*args, "-o", str(tmp_path / "c"), "--stable-mask", str(binary)]) == 0
+    b, c = (json.loads((tmp_path / k / "report.json").read_text())["coregistration"]
+            for k in ("b", "c"))
+    assert [b[k] for k in ("shift_x", "shift_y", "shift_z")] == \
+        [c[k] for k in ("shift_x", "shift_y", "shift_z")]

@@ -27,6 +27,7 @@ def dem_change(
     tba_vref: Optional[str] = typer.Option(None, "--tba-vref", help="Vertical reference of TBA (as --ref-vref). Different references are converted to the ellipsoid."),
     id_column: Optional[str] = typer.Option(None, "--id-column", help="Glacier id column of the outlines (default: row number)."),
     name_column: Optional[str] = typer.Option(None, "--name-column", help="Glacier name column of the outlines."),
+    stable_values: Optional[str] = options.stable_values(),
     place: Optional[str] = options.place(),
     block_rows: Optional[int] = typer.Option(None, "--block-rows", help="Rows per block of the correction/differencing/writing pass [default: about 4 million pixels per block; grids smaller than that are one block]. Smaller blocks use less memory; the result does not depend on it (up to float32 rounding)."),
     workers: Optional[int] = options.workers("the blocks"),
@@ -55,7 +56,8 @@ def dem_change(
                             curvature_bias=curvature_bias, curvature_second=curvature_second,
                             ref_vref=ref_vref, tba_vref=tba_vref, id_column=id_column,
                             name_column=name_column, place=place, block_rows=block_rows,
-                            workers=workers, scheduler=scheduler, progress=True)
+                            workers=workers, scheduler=scheduler, progress=True,
+                            stable_values=options.parse_codes("--stable-values", stable_values))
     vref_files = [v for v in (ref_vref, tba_vref) if v and v.lower() != "ellipsoid"]
     with guarded_dir(outdir, "dem-change", inputs=(ref, tba, glaciers, stable_mask, *vref_files),
                      overwrite=overwrite):

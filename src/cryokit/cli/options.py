@@ -41,6 +41,28 @@ def scheduler(what: str):
                         "output's folder.")
 
 
+def stable_values():
+    """``--stable-values``: the classes of a raster stable mask that are stable ground."""
+    return typer.Option(None, "--stable-values", metavar="CODES",
+                        help="With a class raster as --stable-mask: the comma-separated codes "
+                             "that are stable ground (e.g. 1 for a 1 = stable / 2 = glacier "
+                             "mask). Without it a raster's non-zero pixels are stable, and a "
+                             "raster of several classes is refused.")
+
+
+def parse_codes(name: str, text: str | None) -> tuple[int, ...] | None:
+    """``"1,3"`` -> (1, 3); a UserError naming the option otherwise."""
+    if text is None:
+        return None
+    try:
+        codes = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise UserError(f"{name}: comma-separated integer codes expected, got {text!r}") from None
+    if not codes:
+        raise UserError(f"{name}: no code given")
+    return codes
+
+
 def place():
     """``--place``: the place name of the metadata record."""
     return typer.Option(None, "--place", help="Place name for the metadata record.")

@@ -60,6 +60,7 @@ def velocity(
     workers: Optional[int] = options.workers("tiles"),
     scheduler: Optional[str] = options.scheduler("tiles"),
     tile_nodes: int = typer.Option(0, "--tile-nodes", help="Nodes per tile side (0: about 2048 px per tile)."),
+    stable_values: Optional[str] = options.stable_values(),
     place: Optional[str] = options.place(),
     overwrite: bool = options.overwrite(),
 ):
@@ -98,7 +99,8 @@ def velocity(
         raise UserError(f"--stable-model must be median or plane, got {stable_model!r}")
     opts = VelocityOptions(units=units, stable_model=stable_model, resample=resample,
                            tile_nodes=tile_nodes, workers=workers, scheduler=scheduler,
-                           progress=True, place=place)
+                           progress=True, place=place,
+                           stable_values=options.parse_codes("--stable-values", stable_values))
     with guarded_dir(outdir, "velocity", inputs=(ref, sec, stable_mask, prior),
                      overwrite=overwrite):
         rep = make_velocity(str(ref), str(sec), str(outdir), params, dates=dates,
@@ -125,6 +127,7 @@ def sar_velocity(
     input_units: str = typer.Option("auto", "--input-units", help="What the pixels hold: amplitude | intensity | db | auto (dB when most values are negative)."),
     out_crs: Optional[str] = typer.Option(None, "--out-crs", help="Write every raster and the cube in this CRS (e.g. EPSG:4326, as the Svalbard product is published), on GDAL's default warp grid of the node grid; range and azimuth stay the radar directions (stated in report.json)."),
     offset_model: bool = typer.Option(True, "--offset-model/--no-offset-model", help="Fit the orbit/terrain offsets on stable ground and remove them; --no-offset-model keeps the offsets as measured (a scene with no stable ground, e.g. drifting sea ice)."),
+    stable_values: Optional[str] = options.stable_values(),
     place: Optional[str] = options.place(),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start afresh in an earlier output of sar-velocity (only the files cryokit wrote are removed); without it a re-run resumes."),
 ):
@@ -157,7 +160,8 @@ def sar_velocity(
     opts = SarOptions(heading=heading, pairs=pairs, units=units, degree=degree,
                       workers=workers, scheduler=scheduler, progress=True, place=place,
                       overwrite=overwrite, input_units=input_units, offset_model=offset_model,
-                      out_crs=out_crs)
+                      out_crs=out_crs,
+                      stable_values=options.parse_codes("--stable-values", stable_values))
     with guarded_dir(outdir, "sar-velocity", inputs=(*images, dem, stable_mask),
                      overwrite=overwrite, resume=True):
         rep = make_sar_velocity([str(p) for p in images], str(outdir),

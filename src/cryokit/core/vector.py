@@ -172,22 +172,34 @@ def polygon_mask(path: str | os.PathLike, grid: Grid) -> np.ndarray:
                      fill=0, dtype="uint8").astype(bool)
 
 
-def raster_mask(path: str | os.PathLike, grid: Grid) -> np.ndarray:
-    """True on ``grid`` pixels where the raster at ``path`` is valid and non-zero (nearest).
+def raster_mask(path: str | os.PathLike, grid: Grid,
+                values: tuple[int, ...] | None = None) -> np.ndarray:
+    """True on ``grid`` pixels where the raster at ``path`` is valid and one of ``values``
+    (nearest); without ``values``, non-zero.
+
+    A class raster (a few integer codes, e.g. 1 = stable, 2 = glacier) without ``values`` is
+    an error: taking every non-zero class as stable would count glaciers as stable ground.
 
     Examples
     --------
-    >>> mask = raster_mask("stable.tif", read_grid("image.tif"))  # doctest: +SKIP
+    >>> mask = raster_mask("classes.tif", read_grid("image.tif"), values=(1,))  # doctest: +SKIP
     """
     with open_raster(path) as ds:
         src_crs, shape = ds.crs, (ds.height, ds.width)
     if src_crs is None or grid.crs is None:
         if shape != grid.shape:
             raise UserError("raster mask has no CRS and a different shape from the image", path)
-        values = read_band(path)
+        data = read_band(path)
     else:
-        values = reproject_band(path, grid, resampling=Resampling.nearest)
-    return np.isfinite(values) & (values != 0)
+        data = reproject_band(path, grid, resampling=Resampling.nearest)
+    if values is not None:
+        return np.isin(data, np.asarray(values, float))
+    codes = np.unique(data[np.isfinite(data) & (data != 0)])
+    if 1 < codes.size <= 16 and np.all(codes == np.round(codes)):
+        shown = ", ".join(f"{c:g}" for c in codes)
+        raise UserError(f"stable mask holds the classes {shown}: say which are stable with "
+                        "--stable-values (e.g. --stable-values 1)", path)
+    return np.isfinite(data) & (data != 0)
 
 
 def _is_raster(path: str) -> bool:
@@ -198,8 +210,10 @@ def _is_raster(path: str) -> bool:
         return False
 
 
-def load_mask(path: str | os.PathLike, grid: Grid) -> np.ndarray:
-    """Stable-ground mask on ``grid`` from a raster or a polygon file.
+def load_mask(path: str | os.PathLike, grid: Grid,
+              values: tuple[int, ...] | None = None) -> np.ndarray:
+    """Stable-ground mask on ``grid`` from a raster (its pixels of ``values``, else non-zero:
+    :func:`raster_mask`) or a polygon file.
 
     Raises
     ------
@@ -212,8 +226,10 @@ def load_mask(path: str | os.PathLike, grid: Grid) -> np.ndarray:
     """
     p = require_file(path)
     if _is_raster(p):
-        mask = raster_mask(p, grid)
+        mask = raster_mask(p, grid, values)
     else:
+        if values is not None:
+            raise UserError("--stable-values applies to a raster mask, not to polygons", p)
         try:
             mask = polygon_mask(p, grid)
         except UserError as e:

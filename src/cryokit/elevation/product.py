@@ -61,6 +61,7 @@ class DemChangeOptions:
     id_column: str | None = None
     name_column: str | None = None
     place: str | None = None
+    stable_values: tuple[int, ...] | None = None   # classes of a raster stable mask that are stable
     licence: str = "CC-BY-4.0"
     block_rows: int | None = None           # rows per block; None: about 4 Mpixel per block
     workers: int | None = None              # dask worker processes (>= 2), or serial
@@ -244,7 +245,7 @@ def _fit(pair: DemPair, options: DemChangeOptions, scratch: str) -> CoregFit:
         del labels
     if stable_mask:
         from ..core.vector import load_mask
-        stable = load_mask(stable_mask, grid)
+        stable = load_mask(stable_mask, grid, options.stable_values)
     elif glaciers:
         stable = ~glacier_px
     else:

@@ -50,6 +50,7 @@ class VelocityOptions:
     progress: bool = False
     place: str | None = None
     licence: str = "CC-BY-4.0"
+    stable_values: tuple[int, ...] | None = None   # classes of a raster stable mask that are stable
 
 
 # ----------------------------------------------------------------------------- reading
@@ -202,7 +203,7 @@ def make_velocity(ref: str, sec: str, outdir: str, params: TrackParams = TrackPa
     node_stable = None
     if stable_mask:
         from ..core.vector import load_mask  # geopandas is imported only when a mask is used
-        node_stable = load_mask(stable_mask, ngrid)
+        node_stable = load_mask(stable_mask, ngrid, options.stable_values)
 
     f = params.coarse_factor
     small = (_decimated(ref, grid, f, None), _decimated(sec, grid, f, warp))

@@ -58,6 +58,7 @@ class SarOptions:
     overwrite: bool = False        # start afresh in an earlier output instead of resuming
     input_units: str = "auto"      # amplitude | intensity | db | auto (sar.to_log)
     out_crs: str | None = None     # CRS of every output raster and the cube (None: the images')
+    stable_values: tuple[int, ...] | None = None   # classes of a raster stable mask that are stable
     offset_model: bool = True      # fit and remove the orbit/terrain offsets on stable ground
 
 
@@ -253,7 +254,7 @@ def make_sar_velocity(images: list[str], outdir: str, dem: str | None,
     stable = None
     if stable_mask:
         from ..core.vector import load_mask  # geopandas is imported only when a mask is used
-        stable = load_mask(stable_mask, ngrid)
+        stable = load_mask(stable_mask, ngrid, options.stable_values)
     if options.scheduler or (options.workers or 0) >= 2:
         # One pair per single-threaded worker process; threads inside would oversubscribe.
         # Results do not depend on the thread count, so the fingerprint ignores it.
