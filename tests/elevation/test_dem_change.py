@@ -189,3 +189,25 @@ def test_class_raster_stable_mask_needs_its_stable_values(tmp_path, capsys):
             for k in ("b", "c"))
     assert [b[k] for k in ("shift_x", "shift_y", "shift_z")] == \
         [c[k] for k in ("shift_x", "shift_y", "shift_z")]
+
+
+def test_record_method_names_only_the_steps_that_ran(tmp_path):
+    from cryokit.core.raster import write_cog
+    from cryokit.synthetic import make_dem_pair
+
+    p = make_dem_pair((200, 200), seed=3)
+    ref, tba, mask = tmp_path / "ref.tif", tmp_path / "tba.tif", tmp_path / "stable.tif"
+    write_cog(ref, p.ref, p.grid, units="m")
+    write_cog(tba, p.tba, p.grid, units="m")
+    write_cog(mask, (~p.glacier).astype(np.uint8), p.grid, nodata=None)
+    common = ["-q", "dem-change", str(ref), str(tba), "--ref-date", str(p.dates[0]),
+              "--tba-date", str(p.dates[1]), "--stable-mask", str(mask)]
+    assert main([*common, "-o", str(tmp_path / "a"), "--coreg", "vertical_shift",
+                 "--no-curvature-bias"]) == 0
+    meta = json.loads((tmp_path / "a" / "metadata.json").read_text())
+    assert meta["processing_method"].startswith("vertical shift fitted on stable terrain; no curvature-bias")
+    assert "deramp" not in meta["processing_method"] and "Nuth" not in meta["processing_method"]
+    assert main([*common, "-o", str(tmp_path / "b")]) == 0
+    meta = json.loads((tmp_path / "b" / "metadata.json").read_text())
+    assert "Nuth & Kaab (2011) co-registration, vertical shift fitted" in meta["processing_method"]
+    assert "curvature-dependent bias correction (max_curvature x min_curvature)" in meta["processing_method"]

@@ -18,6 +18,10 @@ from ..core import terrain
 from .tables import fill_block, glacier_table
 
 
+_STEP_TEXT = {"nuth_kaab": "Nuth & Kaab (2011) co-registration",
+              "vertical_shift": "vertical shift", "deramp": "deramp (plane)"}
+
+
 def write_outputs(outdir, pair, setup, results, gdf, report, opts) -> int:
     """Fill, write the rasters block by block, then tables, figures and records.
 
@@ -112,17 +116,20 @@ def write_outputs(outdir, pair, setup, results, gdf, report, opts) -> int:
                          title=f"Elevation change {d1} to {d2} (m)", diverging=True)
         quality = (f"stable terrain after co-registration: median {s_after['median']:.2f} m, "
                    f"NMAD {s_after['nmad']:.2f} m over {s_after['count']} pixels")
+        steps = report["coregistration"]["steps"]
+        coreg_text = ", ".join(_STEP_TEXT.get(s, s) for s in steps) or "no co-registration"
+        bias_text = ("curvature-dependent bias correction (" + " x ".join(
+            report["curvature_bias"]["variables"]) + ")" if cb is not None
+            else "no curvature-bias correction")
         write_records(
             stage, item_id=f"dem_change_{d1:%Y%m%d}_{d2:%Y%m%d}", grid=grid, start=d1, end=d2,
             title={"en": f"Glacier elevation change {d1} to {d2}"},
             abstract=(f"Elevation change from differencing {os.path.basename(report['reference_dem'])}"
-                      f" and {os.path.basename(report['tba_dem'])} after co-registration "
-                      f"({', '.join(report['coregistration']['steps']) or 'none'}) and "
-                      f"curvature-bias correction on stable terrain. {quality}."),
+                      f" and {os.path.basename(report['tba_dem'])} after {coreg_text} and "
+                      f"{bias_text} on stable terrain. {quality}."),
             source=f"{os.path.basename(report['reference_dem'])} ({d_ref}), "
                    f"{os.path.basename(report['tba_dem'])} ({d_tba})",
-            method=("Nuth & Kaab (2011) co-registration, vertical shift and deramp fitted on "
-                    "stable terrain; curvature-dependent bias correction; hypsometric void "
+            method=(f"{coreg_text} fitted on stable terrain; {bias_text}; hypsometric void "
                     "filling; per-glacier uncertainty from a spherical variogram of stable dh "
                     "(Rolstad et al. 2009); density 850 +- 60 kg m-3"),
             quality=quality, place=opts.place, licence=opts.licence,
