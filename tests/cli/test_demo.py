@@ -3,6 +3,7 @@
 import json
 
 from cryokit.cli import main
+from cryokit.core.outputs import walk_files
 
 
 def test_demo_runs_all_products(tmp_path, capsys):
@@ -12,6 +13,14 @@ def test_demo_runs_all_products(tmp_path, capsys):
     assert "velocity" in text and "SAR" in text
     for d in ("velocity", "sar-velocity", "dem-change", "sbas", "landcover/local"):
         assert (out / d / "metadata.json").exists() and (out / d / "stac-item.json").exists()
+        # the record is written last, from the files as they are
+        meta = json.loads((out / d / "metadata.json").read_text())
+        listed, present = set(meta["files"]), set(walk_files(out / d))
+        # (the demo's assessment is written into the map's folder after the map's record)
+        assert listed <= present and present - listed <= {"assessment.json",
+                                                           "assessment.png"}, d
+        item = json.loads((out / d / "stac-item.json").read_text())
+        assert {a["href"] for a in item["assets"].values()} <= listed, d
     opt = json.loads((out / "velocity-truth-error.json").read_text())
     assert opt["all_valid_nodes"]["rmse_px"] < 0.06
     sar = json.loads((out / "sar-velocity-truth-error.json").read_text())

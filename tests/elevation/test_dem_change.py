@@ -123,7 +123,6 @@ def test_bad_inputs_exit_2(case, tmp_path, capsys):
             "--ref-date", "2010-08-01", "--tba-date", "1990-08-01"]
     cases = [
         args + ["-o", str(tmp_path / "a")],                                   # no stable terrain
-        args[:-1] + ["2010-08-01", "-o", str(tmp_path / "b"), "--glaciers", str(root / "outlines.gpkg")],
         args + ["-o", str(tmp_path / "c"), "--glaciers", str(root / "outlines.gpkg"),
                 "--coreg", "icp"],
         args + ["-o", str(tmp_path / "d"), "--glaciers", str(root / "ref_2010.tif")],
@@ -136,7 +135,7 @@ def test_bad_inputs_exit_2(case, tmp_path, capsys):
         assert main(a) == 2, a
         err = capsys.readouterr().err.strip()
         assert err.startswith("cryokit: error:") and len(err.splitlines()) == 1
-    assert not any((tmp_path / k).exists() for k in "abcdef")
+    assert not any((tmp_path / k).exists() for k in "acdef")
 
 
 def test_vertical_reference_conversion(case, tmp_path):
@@ -211,3 +210,36 @@ def test_record_method_names_only_the_steps_that_ran(tmp_path):
     meta = json.loads((tmp_path / "b" / "metadata.json").read_text())
     assert "Nuth & Kaab (2011) co-registration, vertical shift fitted" in meta["processing_method"]
     assert "curvature-dependent bias correction (max_curvature x min_curvature)" in meta["processing_method"]
+
+
+def test_record_lists_the_rasters(case):
+    """The rasters are published before the record that lists them."""
+    from cryokit.core.outputs import walk_files
+
+    _, out, _ = case
+    meta = json.loads((out / "metadata.json").read_text())
+    assert {"dh.tif", "dhdt.tif", "tba_coregistered.tif"} <= set(meta["files"])
+    assert set(meta["files"]) == set(walk_files(out))
+    item = json.loads((out / "stac-item.json").read_text())
+    assert "dh" in item["assets"]
+
+
+def test_two_dems_of_one_epoch_check_coregistration(tmp_path):
+    """Two sources of one date: co-registration and dh, no rate (no dhdt.tif, null rates)."""
+    from cryokit.core.raster import write_cog
+    from cryokit.synthetic import make_dem_pair
+
+    p = make_dem_pair((200, 200), seed=4)
+    ref, tba, mask = tmp_path / "ref.tif", tmp_path / "tba.tif", tmp_path / "stable.tif"
+    write_cog(ref, p.ref, p.grid, units="m")
+    write_cog(tba, p.tba, p.grid, units="m")
+    write_cog(mask, (~p.glacier).astype(np.uint8), p.grid, nodata=None)
+    out = tmp_path / "same"
+    assert main(["-q", "dem-change", str(ref), str(tba), "-o", str(out), "--ref-date",
+                 "2020-08-01", "--tba-date", "2020-08-01", "--stable-mask", str(mask)]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["years"] == 0
+    shift = np.subtract([rep["coregistration"][k] for k in ("shift_x", "shift_y", "shift_z")],
+                        p.shift)
+    assert np.abs(shift).max() < 0.1
+    assert (out / "dh.tif").exists() and not (out / "dhdt.tif").exists()

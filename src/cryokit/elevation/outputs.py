@@ -5,6 +5,7 @@ and metadata records, all staged and moved into OUTDIR when complete.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 
@@ -52,37 +53,42 @@ def write_outputs(outdir, pair, setup, results, gdf, report, opts) -> int:
         nlab = int(len(gdf)) + 1
     acc = {n: np.zeros(nlab) for n in ("count", "valid", "sums", "nfill")}
     dh_dec = []
-    with staged_dir(outdir, "dem-change") as stage, \
-            TiledWriter(stage / "dh.tif", grid, count=2, units=["m", "1"],
-                        tags=tags | {"units": "m"},
-                        descriptions=[f"elevation change {d1} to {d2} (m, later minus earlier)",
-                                      "1 = void filled (hypsometric), 0 = measured"]) as w_dh, \
-            TiledWriter(stage / "dhdt.tif", grid, units="m/yr", tags=tags | {"units": "m/yr"},
-                        descriptions=[f"rate of elevation change {d1} to {d2} (m/yr)"]) as w_rate, \
-            TiledWriter(stage / "tba_coregistered.tif", grid, units="m",
-                        tags=tags | {"units": "m"},
-                        descriptions=["TBA DEM co-registered and bias-corrected onto REF (m)"]) as w_al:
-        for p in parts:
-            r0, r1 = p["span"]
-            dh = np.load(os.path.join(setup.scratch, f"dh_{r0}.npy"))
-            filled = np.zeros(dh.shape, bool)
-            if setup.labels_path:
-                labels = np.asarray(labels_all[r0:r1])
-                ref_file = os.path.join(setup.scratch, f"ref_{r0}.npy")
-                if p["void_labels"].size and tables:
-                    filled = fill_block(dh, labels, np.load(ref_file), tables, setup.band)
-                fin = np.isfinite(dh)
-                acc["count"] += np.bincount(labels.ravel(), minlength=nlab)[:nlab]
-                acc["valid"] += np.bincount(labels[fin], minlength=nlab)[:nlab]
-                acc["sums"] += np.bincount(labels[fin], weights=dh[fin].astype(float),
-                                           minlength=nlab)[:nlab]
-                acc["nfill"] += np.bincount(labels[filled], minlength=nlab)[:nlab]
-            w_dh.write([dh, filled.astype(np.float32)], r0)
-            w_rate.write((dh / years).astype(np.float32), r0)
-            w_al.write(np.load(os.path.join(setup.scratch, f"aligned_{r0}.npy")), r0)
-            dh_dec.append(dh[np.arange((-r0) % k, r1 - r0, k), ::k])
-            for f in glob.glob(os.path.join(setup.scratch, f"*_{r0}.npy")):
-                os.unlink(f)
+    with staged_dir(outdir, "dem-change") as stage:
+        # The writers publish their COGs when they close: before the records are made.
+        with contextlib.ExitStack() as writers:
+            w_dh = writers.enter_context(TiledWriter(
+                stage / "dh.tif", grid, count=2, units=["m", "1"], tags=tags | {"units": "m"},
+                descriptions=[f"elevation change {d1} to {d2} (m, later minus earlier)",
+                              "1 = void filled (hypsometric), 0 = measured"]))
+            # two DEMs of one epoch (a co-registration check of two sources) have no rate
+            w_rate = writers.enter_context(TiledWriter(
+                stage / "dhdt.tif", grid, units="m/yr", tags=tags | {"units": "m/yr"},
+                descriptions=[f"rate of elevation change {d1} to {d2} (m/yr)"])) if years > 0 else None
+            w_al = writers.enter_context(TiledWriter(
+                stage / "tba_coregistered.tif", grid, units="m", tags=tags | {"units": "m"},
+                descriptions=["TBA DEM co-registered and bias-corrected onto REF (m)"]))
+            for p in parts:
+                r0, r1 = p["span"]
+                dh = np.load(os.path.join(setup.scratch, f"dh_{r0}.npy"))
+                filled = np.zeros(dh.shape, bool)
+                if setup.labels_path:
+                    labels = np.asarray(labels_all[r0:r1])
+                    ref_file = os.path.join(setup.scratch, f"ref_{r0}.npy")
+                    if p["void_labels"].size and tables:
+                        filled = fill_block(dh, labels, np.load(ref_file), tables, setup.band)
+                    fin = np.isfinite(dh)
+                    acc["count"] += np.bincount(labels.ravel(), minlength=nlab)[:nlab]
+                    acc["valid"] += np.bincount(labels[fin], minlength=nlab)[:nlab]
+                    acc["sums"] += np.bincount(labels[fin], weights=dh[fin].astype(float),
+                                               minlength=nlab)[:nlab]
+                    acc["nfill"] += np.bincount(labels[filled], minlength=nlab)[:nlab]
+                w_dh.write([dh, filled.astype(np.float32)], r0)
+                if w_rate is not None:
+                    w_rate.write((dh / years).astype(np.float32), r0)
+                w_al.write(np.load(os.path.join(setup.scratch, f"aligned_{r0}.npy")), r0)
+                dh_dec.append(dh[np.arange((-r0) % k, r1 - r0, k), ::k])
+                for f in glob.glob(os.path.join(setup.scratch, f"*_{r0}.npy")):
+                    os.unlink(f)
         n_filled = int(acc["nfill"].sum())
         s_after = report["statistics"]["after"]["stable"]
         if setup.labels_path:

@@ -200,8 +200,6 @@ def make_dem_change(ref: str, tba: str, outdir: str, *, ref_date: str, tba_date:
     """
     t0 = time.perf_counter()
     d_ref, d_tba = parse_date(ref_date, "--ref-date"), parse_date(tba_date, "--tba-date")
-    if d_ref == d_tba:
-        raise UserError(f"--ref-date and --tba-date are equal ({d_ref}): no time span")
     if options.curvature_second not in CURVATURE_SECOND:
         raise UserError(f"--curvature-second {options.curvature_second!r}: choose from "
                         f"{', '.join(CURVATURE_SECOND)}")

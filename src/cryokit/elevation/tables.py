@@ -106,8 +106,9 @@ def glacier_table(gdf, count, valid, sums, nfill, res, years, nmad_stable, range
         area = count[k] * px_area
         mean = sums[k] / valid[k] if valid[k] else float("nan")
         err = uncertainty.mean_error(nmad_stable, area, range_m, px_area)
-        rate = mean / years
-        rate_err = err / years
+        # one epoch (a check of two sources): no rate, volume or mass balance
+        rate = mean / years if years > 0 else float("nan")
+        rate_err = err / years if years > 0 else float("nan")
         mb = rate * ICE_DENSITY / 1000.0
         mb_err = float(np.hypot(rate_err * ICE_DENSITY, rate * ICE_DENSITY_ERR) / 1000.0)
         g = gdf.iloc[k - 1]
