@@ -161,20 +161,28 @@ def test_vertical_reference_conversion(case, tmp_path):
     assert rep["vertical_reference"].startswith("ellipsoid")
 
 
+def _synthetic_case(tmp_path, seed):
+    """A small synthetic DEM pair with its known shift, written with a 0/1 stable mask."""
+    from cryokit.core.raster import write_cog
+    from cryokit.synthetic import make_dem_pair
+
+    p = make_dem_pair((200, 200), seed=seed)
+    ref, tba, mask = tmp_path / "ref.tif", tmp_path / "tba.tif", tmp_path / "stable.tif"
+    write_cog(ref, p.ref, p.grid, units="m")
+    write_cog(tba, p.tba, p.grid, units="m")
+    write_cog(mask, (~p.glacier).astype(np.uint8), p.grid, nodata=None)
+    return p, ref, tba, mask
+
+
 def test_class_raster_stable_mask_needs_its_stable_values(tmp_path, capsys):
     """A 1 = stable / 2 = glacier raster: taking every non-zero pixel as stable would count the
     glaciers as stable ground, so it is refused without --stable-values; with it, the result
     equals that of a 0/1 mask of the same pixels."""
     from cryokit.core.raster import write_cog
-    from cryokit.synthetic import make_dem_pair
 
-    p = make_dem_pair((200, 200), seed=2)
-    ref, tba = tmp_path / "ref.tif", tmp_path / "tba.tif"
-    write_cog(ref, p.ref, p.grid, units="m")
-    write_cog(tba, p.tba, p.grid, units="m")
-    classes, binary = tmp_path / "classes.tif", tmp_path / "stable01.tif"
+    p, ref, tba, binary = _synthetic_case(tmp_path, seed=2)
+    classes = tmp_path / "classes.tif"
     write_cog(classes, np.where(p.glacier, 2, 1).astype(np.uint8), p.grid, nodata=None)
-    write_cog(binary, (~p.glacier).astype(np.uint8), p.grid, nodata=None)
     args = ["-q", "dem-change", str(ref), str(tba), "--ref-date", str(p.dates[0]),
             "--tba-date", str(p.dates[1])]
     capsys.readouterr()
@@ -191,14 +199,7 @@ def test_class_raster_stable_mask_needs_its_stable_values(tmp_path, capsys):
 
 
 def test_record_method_names_only_the_steps_that_ran(tmp_path):
-    from cryokit.core.raster import write_cog
-    from cryokit.synthetic import make_dem_pair
-
-    p = make_dem_pair((200, 200), seed=3)
-    ref, tba, mask = tmp_path / "ref.tif", tmp_path / "tba.tif", tmp_path / "stable.tif"
-    write_cog(ref, p.ref, p.grid, units="m")
-    write_cog(tba, p.tba, p.grid, units="m")
-    write_cog(mask, (~p.glacier).astype(np.uint8), p.grid, nodata=None)
+    p, ref, tba, mask = _synthetic_case(tmp_path, seed=3)
     common = ["-q", "dem-change", str(ref), str(tba), "--ref-date", str(p.dates[0]),
               "--tba-date", str(p.dates[1]), "--stable-mask", str(mask)]
     assert main([*common, "-o", str(tmp_path / "a"), "--coreg", "vertical_shift",
@@ -226,14 +227,7 @@ def test_record_lists_the_rasters(case):
 
 def test_two_dems_of_one_epoch_check_coregistration(tmp_path):
     """Two sources of one date: co-registration and dh, no rate (no dhdt.tif, null rates)."""
-    from cryokit.core.raster import write_cog
-    from cryokit.synthetic import make_dem_pair
-
-    p = make_dem_pair((200, 200), seed=4)
-    ref, tba, mask = tmp_path / "ref.tif", tmp_path / "tba.tif", tmp_path / "stable.tif"
-    write_cog(ref, p.ref, p.grid, units="m")
-    write_cog(tba, p.tba, p.grid, units="m")
-    write_cog(mask, (~p.glacier).astype(np.uint8), p.grid, nodata=None)
+    p, ref, tba, mask = _synthetic_case(tmp_path, seed=4)
     out = tmp_path / "same"
     assert main(["-q", "dem-change", str(ref), str(tba), "-o", str(out), "--ref-date",
                  "2020-08-01", "--tba-date", "2020-08-01", "--stable-mask", str(mask)]) == 0
