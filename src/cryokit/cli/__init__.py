@@ -76,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(e.ctx.get_help() if e.ctx else str(e), err=True)
         return 2
     except _USAGE as e:
-        hint = f" (see 'cryokit {e.ctx.command_path.partition(' ')[2]} --help')".replace(
-            "cryokit  --help", "cryokit --help") if e.ctx else ""
+        sub = e.ctx.command_path.partition(" ")[2] if e.ctx else ""
+        hint = f" (see 'cryokit {sub + ' ' if sub else ''}--help')" if e.ctx else ""
         console.error(f"{e.format_message()}{hint}")
         return 2
     except UserError as e:

@@ -113,24 +113,15 @@ def time_from_name(path: str | os.PathLike) -> dt.datetime | None:
         return None
 
 
-def acquisition_time(path: str | os.PathLike) -> dt.datetime | None:
-    """Date-time (UTC, naive) of an image: the file name's date-time where it carries one, else
-    its acquisition date (:func:`acquisition_date`) at 00:00; None without a date.
+def acquisition_times(paths) -> list:
+    """Acquisition date-times (UTC, naive) of several images where every name carries one
+    (:func:`time_from_name`, on the day :func:`acquisition_date` gives), else their dates: one
+    kind for all, so that differences are exact in both cases. None for an image without a
+    date.
 
     Rates over pairs a day or less apart need the time: a 23 h Sentinel-1 pair timed as one
     day comes out 4 % slow.
     """
-    d = acquisition_date(path)
-    if d is None:
-        return None
-    t = time_from_name(path)
-    return t if t is not None and t.date() == d else dt.datetime.combine(d, dt.time(0))
-
-
-def acquisition_times(paths) -> list:
-    """Acquisition date-times of several images where every name carries one
-    (:func:`acquisition_time`), else their dates: one kind for all, so that differences are
-    exact in both cases. None for an image without a date."""
     days = [acquisition_date(p) for p in paths]
     times = [time_from_name(p) for p in paths]
     if all(t is not None and d is not None and t.date() == d for t, d in zip(times, days)):

@@ -362,8 +362,9 @@ def _json_default(obj: Any) -> Any:
 
 
 def json_safe(obj: Any) -> Any:
-    """NaN and infinities -> None (null) through dicts, lists and arrays: JSON has no NaN,
-    and an undefined statistic (no glacier pixel, no point) is null, not an error.
+    """NaN and infinities -> None (null) through dicts, lists and arrays, numpy scalars ->
+    Python: JSON has no NaN, and an undefined statistic (no glacier pixel, no point) is null,
+    not an error.
 
     Examples
     --------
@@ -376,7 +377,9 @@ def json_safe(obj: Any) -> Any:
         return [json_safe(v) for v in obj]
     if isinstance(obj, np.ndarray):
         return json_safe(obj.tolist())
-    if isinstance(obj, (float, np.floating)) and not np.isfinite(obj):
+    if isinstance(obj, np.generic):
+        return json_safe(obj.item())
+    if isinstance(obj, float) and not np.isfinite(obj):
         return None
     return obj
 

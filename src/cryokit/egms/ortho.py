@@ -24,7 +24,7 @@ from ..core.errors import UserError, require_file
 from ..core.records import write_json, write_records
 from ..core.robust import nmad
 from . import decompose, gnss
-from .points import LAEA, json_safe, load_points, numeric_column, stats_and_shifted, to_laea, xy
+from .points import LAEA, load_points, numeric_column, stats_and_shifted, to_laea, xy
 
 
 @dataclass(frozen=True)
@@ -275,7 +275,7 @@ def make_ortho(inputs, outdir, opts: OrthoOptions = OrthoOptions()) -> dict:
         report["velocity_summary_mm_yr"] = {
             "U": {"median": float(np.median(vel_u)), "nmad": nmad(vel_u)},
             "E": {"median": float(np.median(vel_e)), "nmad": nmad(vel_e)}}
-        write_json(stage / "report.json", json_safe(report))
+        write_json(stage / "report.json", report)
         write_records(
             stage, item_id=f"EGMS_L3_{y1}_{y2}_{v}", grid=first_grid,
             start=pd.Timestamp(sol["dates"][0]).date(), end=pd.Timestamp(sol["dates"][-1]).date(),

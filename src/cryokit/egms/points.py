@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import UserError
-from ..core.records import json_safe, write_json  # noqa: F401 - json_safe used by the EGMS steps
+from ..core.records import write_json
 from . import formats
 from .stats import EGMS_DECIMALS, timeseries_stats
 
@@ -89,7 +89,7 @@ def write_points(points, out, report: dict) -> list[str]:
         raise UserError("output must end in .zip or .csv (EGMS format), .parquet or .gpkg", out)
     formats.write_points(points, out)
     rep = out.with_suffix(".json")
-    write_json(rep, json_safe(report))
+    write_json(rep, report)
     return [str(out), str(rep)]
 
 

@@ -25,7 +25,7 @@ from . import calibrate as cal
 from . import compare as cmp
 from . import gnss, plots
 from . import reference as ref
-from .points import (LAEA, LOS_CONVENTION, column_name, json_safe, load_points, numeric_column,
+from .points import (LAEA, LOS_CONVENTION, column_name, load_points, numeric_column,
                      to_laea, with_series, write_points, xy)
 from .stats import seasonal_model, timeseries_stats
 
@@ -245,7 +245,7 @@ def make_compare(old, new, out, *, max_distance: float = 5.0) -> dict:
             diff.to_csv(tmp, index=False)
         else:
             diff.to_parquet(tmp, index=False)
-    write_json(Path(out).with_suffix(".json"), json_safe(report))
+    write_json(Path(out).with_suffix(".json"), report)
     return report
 
 

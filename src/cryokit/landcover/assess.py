@@ -61,21 +61,6 @@ def _user_error(msg, path):
     return UserError(msg, path)
 
 
-def _clean(x):
-    """JSON-safe: NaN/inf -> None, numpy -> Python."""
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _clean(x.tolist())
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return float(x) if np.isfinite(x) else None
-    return x
-
-
 def assess_map(map_path: str | os.PathLike, reference: str | os.PathLike,
                out: str | os.PathLike, *, column: str | None = None, legend=None,
                codes: Mapping[str, int] | None = None, all_touched: bool = False,
@@ -101,7 +86,7 @@ def assess_map(map_path: str | os.PathLike, reference: str | os.PathLike,
     0.54
     """
     from ..core.errors import UserError
-    from ..core.records import write_json
+    from ..core.records import json_safe, write_json
     from ..core.raster import read_grid
     from .labels import read_labels
     from .legend import read_raster_legend
@@ -173,7 +158,7 @@ def assess_map(map_path: str | os.PathLike, reference: str | os.PathLike,
         "label_codes": labels.codes,
         "warnings": warnings,
     }
-    report = _clean(report)
+    report = json_safe(report)
     if figure:
         report["figure"] = Path(out).with_suffix(".png").name
         confusion_figure(mat, names, Path(out).with_suffix(".png"),
