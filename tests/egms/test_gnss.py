@@ -12,7 +12,7 @@ from conftest import shared_path
 from cryokit.cli import main
 from cryokit.egms import gnss
 from cryokit.egms.calibrate import SurfaceCorrection, los_projection
-from cryokit.egms.formats import EgmsPoints, read_egms, write_egms
+from cryokit.egms.formats import EgmsPoints, read_egms, read_tenv, write_egms
 
 GNSS = ("insar", "gnss_ngl_tenv_friuli_italy")
 # Approximate positions (town of each FReDNet/NGL site, about +-0.05 deg): the Eurasian plate
@@ -73,7 +73,7 @@ def test_real_tenv_velocities_etrf():
     which the measured values show (vn 1.4-2.2, |ve| <= 0.6 mm/yr)."""
     d = shared_path(*GNSS)
     for name, (lon, lat) in STATIONS.items():
-        s = gnss.read_tenv(d / f"{name}.IGS08.tenv.txt")
+        s = read_tenv(d / f"{name}.IGS08.tenv.txt")
         assert s.station == name and s.enu.shape[1] == 3 and len(s.t) > 1500
         assert np.all(np.diff(s.mjd) > 0) and abs(s.enu[0]).max() < 1e-9   # relative to epoch 1
         assert str(s.dates[0]) < str(s.dates[-1])
@@ -90,11 +90,11 @@ def test_tenv_errors(tmp_path):
     bad.write_text("BAD 07JUN06 2007.4278 54257 1430 3 0.0 0.0 0.0 0.0 0.001 0.001 0.002 0 0 0\n"
                    "BAD 07JUN07 2007.4305 x 1430 4 0.0 0.0 0.0 0.0 0.001 0.001 0.002 0 0 0\n")
     with pytest.raises(UserError, match="line 2"):
-        gnss.read_tenv(bad)
+        read_tenv(bad)
     short = tmp_path / "S.tenv"
     short.write_text("a b c\n")
     with pytest.raises(UserError, match="columns"):
-        gnss.read_tenv(short)
+        read_tenv(short)
 
 
 # ----------------------------------------------------------------------------- calibration

@@ -10,10 +10,9 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from cryokit.core.errors import UserError
-from cryokit.landcover.labels import (class_codes_from, label_raster, legend_from_codes,
-                                      parse_codes, read_labels)
-from cryokit.landcover.legend import (CALC2020, Legend, legend_from_tags, load_legend,
-                                      read_raster_legend)
+from cryokit.landcover.inputs import label_raster, load_legend, read_labels, read_raster_legend
+from cryokit.landcover.labels import class_codes_from, legend_from_codes, parse_codes
+from cryokit.landcover.legend import CALC2020, Legend, legend_from_tags
 from cryokit.core.raster import Grid, read_grid, write_cog
 
 from conftest import shared_path

@@ -132,7 +132,7 @@ def assess(
     --legend or the map's embedded legend.
     """
     from ..landcover.assess import assess_map
-    from ..landcover.legend import load_legend
+    from ..landcover.inputs import load_legend
 
     legend = load_legend(legend_file) if legend_file else None
     options.positive("--block", block)

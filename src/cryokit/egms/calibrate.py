@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.robust import robust_rms
+from ..core.robust import trimmed_lstsq
 
 MODELS = ("offset", "plane")
 
@@ -109,18 +109,13 @@ class SurfaceCorrection:
                              f"around them, got {int(ok.sum())}")
         x0, y0 = float(np.mean(x[ok])), float(np.mean(y[ok]))
         G = self._design(x, y, x0, y0)
-        keep = ok.copy()
-        for _ in range(10):
-            if self.model == "offset":
-                m = np.array([np.median(r[keep])])
-            else:
-                m, *_ = np.linalg.lstsq(G[keep], r[keep], rcond=None)
-            res = r - G @ m
-            s = robust_rms(res[keep])
-            new = ok & (np.abs(res) <= self.threshold * max(s, 0.5))
-            if new.sum() < need or np.array_equal(new, keep):
-                break
-            keep = new
+        # Residuals InSAR - GNSS are zero-centred once the correction is right, so stations
+        # are trimmed about zero; 0.5 mm/yr floors the spread of an almost exact fit.
+        m, _, kept, _ = trimmed_lstsq(G[ok], r[ok], k=self.threshold, passes=10, floor=0.5,
+                                      about_zero=True, median_offset=self.model == "offset",
+                                      min_kept=need)
+        keep = np.zeros_like(ok)
+        keep[np.flatnonzero(ok)] = kept
         self.params = {"model": self.model, "x0": x0, "y0": y0,
                        "offset_mm_yr": float(m[0]),
                        "gradient_x_mm_yr_per_km": float(m[1]) if m.size > 1 else 0.0,

@@ -39,6 +39,7 @@ import pyarrow.csv as pcsv
 
 from ..core.atomic import atomic_file
 from ..core.errors import UserError, require_file
+from .gnss import GnssSeries
 
 UNITS = ("LOS displacement in mm, positive = towards the satellite (los_east/north/up is the "
          "ground-to-satellite unit vector); velocities mm/yr, acceleration mm/yr^2, heights m, "
@@ -771,3 +772,88 @@ def write_points(points: EgmsPoints, path: str | os.PathLike, crs: str = "EPSG:4
         return "GeoPackage"
     raise UserError(f"unknown output format {suffix or '(no suffix)'!r}; use one of "
                     f"{', '.join(OUTPUT_SUFFIXES)}", path)
+
+
+# ----------------------------------------------------------------------------- GNSS files
+
+_TENV_COLUMNS = ["station", "date", "decyear", "mjd", "gps_week", "gps_day", "de", "dn", "du",
+                 "antenna_height", "sig_e", "sig_n", "sig_u", "corr_en", "corr_eu", "corr_nu"]
+
+
+def read_tenv(path: str | os.PathLike) -> GnssSeries:
+    """Read a Nevada Geodetic Laboratory ``.tenv`` file (whitespace separated, no header).
+
+    Columns: station, YYMMMDD, decimal year, MJD, GPS week, day, dE, dN, dU (m), antenna
+    height (m), sigma E/N/U (m), correlations EN/EU/NU. Returned in mm.
+
+    Examples
+    --------
+    >>> s = read_tenv("BARC.IGS08.tenv.txt")        # doctest: +SKIP
+    >>> s.enu.shape                                  # doctest: +SKIP
+    (3925, 3)
+    """
+    p = require_file(path)
+    try:
+        df = pd.read_csv(p, sep=r"\s+", header=None, comment="#", dtype={0: str, 1: str})
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise UserError(f"not a readable NGL .tenv file ({e})", p) from None
+    if df.shape[1] < 13:
+        raise UserError(f"has {df.shape[1]} columns, an NGL .tenv line has 13 or more "
+                        "(station, date, decyear, MJD, week, day, dE, dN, dU, antenna, sE, sN, sU)", p)
+    df = df.iloc[:, :16]
+    df.columns = _TENV_COLUMNS[:df.shape[1]]
+    try:
+        num = df.iloc[:, 2:13].astype(np.float64)
+    except ValueError:
+        bad = pd.to_numeric(df.iloc[:, 2:13].stack(), errors="coerce").isna()
+        line = int(bad[bad].index[0][0]) + 1
+        raise UserError(f"line {line}: non-numeric value in a numeric column", p) from None
+    inf = np.isinf(num.to_numpy())
+    if inf.any():
+        r, c = np.argwhere(inf)[0]
+        raise UserError(f"line {int(r) + 1}, column {num.columns[c]}: infinite value", p)
+    if not len(num):
+        raise UserError("holds no observation", p)
+    stations = df["station"].unique()
+    if len(stations) != 1:
+        raise UserError(f"holds {len(stations)} stations ({', '.join(map(str, stations[:5]))}); "
+                        "one .tenv file per station expected", p)
+    order = np.argsort(num["mjd"].to_numpy(), kind="stable")
+    return GnssSeries(station=str(stations[0]), mjd=num["mjd"].to_numpy()[order],
+                      t=num["decyear"].to_numpy()[order],
+                      enu=1000.0 * num[["de", "dn", "du"]].to_numpy()[order],
+                      sigma=1000.0 * num[["sig_e", "sig_n", "sig_u"]].to_numpy()[order])
+
+
+def read_station_csv(path: str | os.PathLike, need_velocity: bool = False) -> pd.DataFrame:
+    """Read a station table: ``station, lon, lat`` and, for velocities, ``ve, vn, vu`` (mm/yr)
+    with optional ``sve, svn, svu`` (1-sigma, mm/yr). Column names are case-insensitive.
+
+    Examples
+    --------
+    >>> df = read_station_csv("stations.csv")        # doctest: +SKIP
+    """
+    p = require_file(path)
+    try:
+        df = pd.read_csv(p, sep=None, engine="python", dtype={"station": str})
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise UserError(f"not a readable CSV ({e})", p) from None
+    df.columns = [str(c).strip().lower() for c in df.columns]
+    need = ["station", "lon", "lat"] + (["ve", "vn", "vu"] if need_velocity else [])
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise UserError(f"missing column(s) {', '.join(missing)}; a station CSV has "
+                        "station, lon, lat[, ve, vn, vu (mm/yr), sve, svn, svu]", p)
+    num = [c for c in ("lon", "lat", "ve", "vn", "vu", "sve", "svn", "svu") if c in df.columns]
+    for c in num:
+        v = pd.to_numeric(df[c], errors="coerce")
+        if v.isna().any() or np.isinf(v).any():
+            raise UserError(f"column {c}, line {int(np.flatnonzero(~np.isfinite(v))[0]) + 2}: "
+                            "not a finite number", p)
+        df[c] = v.astype(np.float64)
+    if df.empty:
+        raise UserError("holds a header but no station", p)
+    if ((df["lat"].abs() > 90) | (df["lon"].abs() > 360)).any():
+        raise UserError("lon/lat out of range (degrees expected)", p)
+    df["station"] = df["station"].astype(str).str.strip()
+    return df

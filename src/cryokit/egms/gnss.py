@@ -1,4 +1,4 @@
-"""GNSS station series and velocities: NGL ``.tenv`` reading, robust velocity, plate motion.
+"""GNSS station series and velocities: robust velocity, plate motion (files: :mod:`.formats`).
 
 Velocities are east, north, up in mm/yr. NGL series are in a global frame (IGS08/IGS14), so
 horizontal velocities include the motion of the plate (about 25 mm/yr in Europe); EGMS is
@@ -8,13 +8,10 @@ rotation of a plate from its Euler vector so that it can be removed.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
-from ..core.errors import UserError, require_file
 from ..core.robust import trimmed_lstsq
 
 #: ITRF2014 plate motion model, Eurasia (Altamimi et al. 2017, GJI 209, Table 1): wx, wy, wz
@@ -29,8 +26,6 @@ PLATE_MODEL_TEXT = {
 
 _MAS = np.pi / (180.0 * 3600.0 * 1000.0)   # one milliarcsecond in radians
 _A, _F = 6378137.0, 1 / 298.257222101      # GRS80
-_TENV_COLUMNS = ["station", "date", "decyear", "mjd", "gps_week", "gps_day", "de", "dn", "du",
-                 "antenna_height", "sig_e", "sig_n", "sig_u", "corr_en", "corr_eu", "corr_nu"]
 
 
 @dataclass(frozen=True)
@@ -56,85 +51,6 @@ class GnssSeries:
     def dates(self) -> np.ndarray:
         """datetime64[D] dates (MJD 0 = 1858-11-17)."""
         return (np.datetime64("1858-11-17") + np.floor(self.mjd).astype("timedelta64[D]"))
-
-
-def read_tenv(path: str | os.PathLike) -> GnssSeries:
-    """Read a Nevada Geodetic Laboratory ``.tenv`` file (whitespace separated, no header).
-
-    Columns: station, YYMMMDD, decimal year, MJD, GPS week, day, dE, dN, dU (m), antenna
-    height (m), sigma E/N/U (m), correlations EN/EU/NU. Returned in mm.
-
-    Examples
-    --------
-    >>> s = read_tenv("BARC.IGS08.tenv.txt")        # doctest: +SKIP
-    >>> s.enu.shape                                  # doctest: +SKIP
-    (3925, 3)
-    """
-    p = require_file(path)
-    try:
-        df = pd.read_csv(p, sep=r"\s+", header=None, comment="#", dtype={0: str, 1: str})
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise UserError(f"not a readable NGL .tenv file ({e})", p) from None
-    if df.shape[1] < 13:
-        raise UserError(f"has {df.shape[1]} columns, an NGL .tenv line has 13 or more "
-                        "(station, date, decyear, MJD, week, day, dE, dN, dU, antenna, sE, sN, sU)", p)
-    df = df.iloc[:, :16]
-    df.columns = _TENV_COLUMNS[:df.shape[1]]
-    try:
-        num = df.iloc[:, 2:13].astype(np.float64)
-    except ValueError:
-        bad = pd.to_numeric(df.iloc[:, 2:13].stack(), errors="coerce").isna()
-        line = int(bad[bad].index[0][0]) + 1
-        raise UserError(f"line {line}: non-numeric value in a numeric column", p) from None
-    inf = np.isinf(num.to_numpy())
-    if inf.any():
-        r, c = np.argwhere(inf)[0]
-        raise UserError(f"line {int(r) + 1}, column {num.columns[c]}: infinite value", p)
-    if not len(num):
-        raise UserError("holds no observation", p)
-    stations = df["station"].unique()
-    if len(stations) != 1:
-        raise UserError(f"holds {len(stations)} stations ({', '.join(map(str, stations[:5]))}); "
-                        "one .tenv file per station expected", p)
-    order = np.argsort(num["mjd"].to_numpy(), kind="stable")
-    return GnssSeries(station=str(stations[0]), mjd=num["mjd"].to_numpy()[order],
-                      t=num["decyear"].to_numpy()[order],
-                      enu=1000.0 * num[["de", "dn", "du"]].to_numpy()[order],
-                      sigma=1000.0 * num[["sig_e", "sig_n", "sig_u"]].to_numpy()[order])
-
-
-def read_station_csv(path: str | os.PathLike, need_velocity: bool = False) -> pd.DataFrame:
-    """Read a station table: ``station, lon, lat`` and, for velocities, ``ve, vn, vu`` (mm/yr)
-    with optional ``sve, svn, svu`` (1-sigma, mm/yr). Column names are case-insensitive.
-
-    Examples
-    --------
-    >>> df = read_station_csv("stations.csv")        # doctest: +SKIP
-    """
-    p = require_file(path)
-    try:
-        df = pd.read_csv(p, sep=None, engine="python", dtype={"station": str})
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise UserError(f"not a readable CSV ({e})", p) from None
-    df.columns = [str(c).strip().lower() for c in df.columns]
-    need = ["station", "lon", "lat"] + (["ve", "vn", "vu"] if need_velocity else [])
-    missing = [c for c in need if c not in df.columns]
-    if missing:
-        raise UserError(f"missing column(s) {', '.join(missing)}; a station CSV has "
-                        "station, lon, lat[, ve, vn, vu (mm/yr), sve, svn, svu]", p)
-    num = [c for c in ("lon", "lat", "ve", "vn", "vu", "sve", "svn", "svu") if c in df.columns]
-    for c in num:
-        v = pd.to_numeric(df[c], errors="coerce")
-        if v.isna().any() or np.isinf(v).any():
-            raise UserError(f"column {c}, line {int(np.flatnonzero(~np.isfinite(v))[0]) + 2}: "
-                            "not a finite number", p)
-        df[c] = v.astype(np.float64)
-    if df.empty:
-        raise UserError("holds a header but no station", p)
-    if ((df["lat"].abs() > 90) | (df["lon"].abs() > 360)).any():
-        raise UserError("lon/lat out of range (degrees expected)", p)
-    df["station"] = df["station"].astype(str).str.strip()
-    return df
 
 
 def velocity_design(t: np.ndarray, steps=()) -> np.ndarray:

@@ -23,7 +23,7 @@ from ..core.atomic import atomic_file, staged_dir
 from ..core.errors import UserError, require_file
 from ..core.records import write_json, write_records
 from ..core.robust import nmad
-from . import decompose, gnss
+from . import decompose, formats
 from .points import LAEA, load_points, numeric_column, stats_and_shifted, to_laea, xy
 
 
@@ -61,7 +61,7 @@ def _north_at(spec: str | None, cx, cy) -> tuple[np.ndarray, str]:
         pass
     p = require_file(spec)
     if p.lower().endswith((".csv", ".txt")):
-        df = gnss.read_station_csv(p)
+        df = formats.read_station_csv(p)
         if "vn" not in df.columns:
             raise UserError("missing column vn (north velocity, mm/yr)", p)
         sx, sy = to_laea(df["lon"].to_numpy(), df["lat"].to_numpy())

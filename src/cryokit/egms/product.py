@@ -23,7 +23,7 @@ from ..core.records import write_json
 from ..core.robust import robust_rms
 from . import calibrate as cal
 from . import compare as cmp
-from . import gnss, plots
+from . import formats, gnss, plots
 from . import reference as ref
 from .points import (LAEA, LOS_CONVENTION, column_name, load_points, numeric_column,
                      to_laea, with_series, write_points, xy)
@@ -112,12 +112,12 @@ def load_gnss_velocities(files, stations=None, plate_model: str = "eurasia") -> 
     if plate_model not in gnss.PLATE_MODELS:
         raise UserError(f"--plate-model must be one of {', '.join(gnss.PLATE_MODELS)}, "
                         f"got {plate_model!r}")
-    coords = gnss.read_station_csv(stations) if stations else None
+    coords = formats.read_station_csv(stations) if stations else None
     rows = []
     for f in files:
         f = require_file(f)
         if _is_tenv(f):
-            s = gnss.read_tenv(f)
+            s = formats.read_tenv(f)
             if coords is None:
                 raise UserError(f"station {s.station}: .tenv files carry no coordinates; give "
                                 "them with --stations CSV (station, lon, lat)", f)
@@ -131,7 +131,7 @@ def load_gnss_velocities(files, stations=None, plate_model: str = "eurasia") -> 
             rows.append({"station": s.station, "lon": float(hit["lon"].iloc[0]),
                          "lat": float(hit["lat"].iloc[0]), **v, "source": os.path.basename(f)})
         else:
-            df = gnss.read_station_csv(f, need_velocity=True)
+            df = formats.read_station_csv(f, need_velocity=True)
             for r in df.to_dict("records"):
                 rows.append({**{k: r.get(k, np.nan) for k in
                                 ("station", "lon", "lat", "ve", "vn", "vu", "sve", "svn", "svu")},

@@ -25,7 +25,7 @@ import numpy as np
 from affine import Affine
 from scipy import ndimage
 
-from ..core.robust import nmad
+from ..core.robust import nmad, trimmed_lstsq_large
 from ..core.terrain import horn_gradient_at
 
 __all__ = ["Coreg", "VerticalShift", "Deramp", "NuthKaab", "CoregPipeline", "translate",
@@ -296,50 +296,6 @@ def _pixel_xy(transform, rows, cols) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _centre_spread(v: np.ndarray) -> tuple[float, float]:
-    return float(np.median(v)), nmad(v)
-
-
-def _robust_lstsq(design: np.ndarray, obs: np.ndarray, passes: int = 3, k: float = 3.0,
-                  subset: int = 40_000):
-    """Least squares with residual trimming at ``k`` NMAD, ``passes`` times.
-
-    Returns (coefficients, inlier mask).  Trimming by NMAD rather than a fixed
-    threshold keeps it scale-free; 3 NMAD drops about 0.3 % of Gaussian residuals (the
-    first cut, around the median of ``obs``, is at 5 NMAD).  The median and NMAD that set
-    the threshold come from a fixed strided subset of about ``subset`` values (40 000 give
-    the NMAD to ~0.5 %, which moves the threshold by 0.015 NMAD).  The few-column designs
-    are solved by normal equations summed in numpy: no BLAS call, whose threads cost
-    far more than the arithmetic on a busy machine.
-    """
-    n, m = design.shape
-    cols = np.ascontiguousarray(design.T)     # one contiguous row per unknown
-    step = max(1, n // subset)
-    med, spread = _centre_spread(obs[::step])
-    keep = np.abs(obs - med) <= 5.0 * spread if spread > 0 else np.ones(n, bool)
-    coef = np.zeros(m)
-    for _ in range(passes):
-        if keep.sum() < m:
-            break
-        a, b = cols[:, keep], obs[keep]
-        ata = np.empty((m, m))
-        for j in range(m):
-            for i in range(j, m):
-                ata[j, i] = ata[i, j] = (a[j] * a[i]).sum()
-        try:
-            coef = np.linalg.solve(ata, np.array([(a[j] * b).sum() for j in range(m)]))
-        except np.linalg.LinAlgError:
-            coef = np.linalg.lstsq(a.T, b, rcond=None)[0]
-        res = obs.copy()
-        for j in range(m):
-            res -= coef[j] * cols[j]
-        med, spread = _centre_spread(res[::step][keep[::step]])
-        if not spread > 0:
-            break
-        keep = np.abs(res - med) <= k * spread
-    return coef, keep
-
-
 # ----------------------------------------------------------------------------- classes
 
 class Coreg:
@@ -497,7 +453,7 @@ class Deramp(Coreg):
         u, v = (x - x0) / scale, (y - y0) / scale
         design = np.stack([u ** i * v ** j for i, j in powers], axis=1)
         dh = ref[r, c].astype(np.float64) - tba[r, c]
-        coef, keep = _robust_lstsq(design, dh)
+        coef, keep = trimmed_lstsq_large(design, dh)
         self.meta = {"order": self.order, "powers": [list(p) for p in powers],
                      "coefficients": [float(k) for k in coef],
                      "centre": [x0, y0], "scale": scale,
@@ -619,7 +575,7 @@ class NuthKaab(Coreg):
             ok = np.isfinite(dh)
             if ok.sum() < 100:
                 raise ValueError("NuthKaab: shifted TBA no longer overlaps the stable pixels")
-            (A, B, dz), keep = _robust_lstsq(design[ok], dh[ok])
+            (A, B, dz), keep = trimmed_lstsq_large(design[ok], dh[ok])
             a, b = math.hypot(A, B), math.atan2(B, A)
             dk = dh[ok][keep]
             fit = {"a": a, "b": b, "b_deg": math.degrees(b) % 360.0,

@@ -71,7 +71,7 @@ def assess_map(map_path: str | os.PathLike, reference: str | os.PathLike,
     ----------
     map_path : class map (band 1 integer codes, 0/nodata = none); its embedded legend
         (``LEGEND`` tag or colour table) names the classes unless ``legend`` is given.
-    reference : wall-to-wall raster, points or polygons (see :func:`..labels.read_labels`),
+    reference : wall-to-wall raster, points or polygons (see :func:`.inputs.read_labels`),
         brought onto the map's grid.  Label names are matched to the legend's names.
     out : report path (JSON); the confusion-matrix figure goes beside it as ``<stem>.png``.
 
@@ -88,8 +88,7 @@ def assess_map(map_path: str | os.PathLike, reference: str | os.PathLike,
     from ..core.errors import UserError
     from ..core.records import json_safe, write_json
     from ..core.raster import read_grid
-    from .labels import read_labels
-    from .legend import read_raster_legend
+    from .inputs import read_labels, read_raster_legend
 
     map_path, reference = os.fspath(map_path), os.fspath(reference)
     grid = read_grid(map_path)

@@ -1,4 +1,5 @@
-"""Class legends: codes, names and colours of a land cover map (CALC-2020 or your own).
+"""Class legends: codes, names and colours of a land cover map (CALC-2020 or your own; files:
+:mod:`.inputs`).
 
 A legend travels with every map: as a GDAL colour table (for viewers) and as a JSON dataset tag
 ``LEGEND`` (for cryokit), so an accuracy report can name the classes of any map it is given.
@@ -6,14 +7,11 @@ A legend travels with every map: as a GDAL colour table (for viewers) and as a J
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..core.errors import UserError, require_file
 
 #: Dataset tag of a GeoTIFF that holds the legend as JSON (see :meth:`Legend.to_tags`).
 LEGEND_TAG = "LEGEND"
@@ -21,7 +19,7 @@ LEGEND_TAG = "LEGEND"
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 
 
-def _parse_colour(value: Any) -> tuple[int, int, int]:
+def parse_colour(value: Any) -> tuple[int, int, int]:
     """``"#rrggbb"``, ``"rrggbb"`` or a 3-sequence of 0..255 integers."""
     if isinstance(value, str):
         m = _HEX.match(value.strip())
@@ -65,7 +63,7 @@ class Legend:
     def __post_init__(self):
         object.__setattr__(self, "codes", tuple(int(c) for c in self.codes))
         object.__setattr__(self, "names", tuple(str(n) for n in self.names))
-        object.__setattr__(self, "colours", tuple(_parse_colour(c) for c in self.colours))
+        object.__setattr__(self, "colours", tuple(parse_colour(c) for c in self.colours))
         if not (len(self.codes) == len(self.names) == len(self.colours)):
             raise ValueError("codes, names and colours must have the same length")
         if len(set(self.codes)) != len(self.codes):
@@ -108,7 +106,7 @@ class Legend:
         """Inverse of :meth:`to_dict`; KeyError/ValueError on a malformed dict."""
         classes = d["classes"]
         return cls(tuple(int(k["code"]) for k in classes), tuple(str(k["name"]) for k in classes),
-                   tuple(_parse_colour(k.get("colour", k.get("color", "#808080")))
+                   tuple(parse_colour(k.get("colour", k.get("color", "#808080")))
                          for k in classes))
 
     def to_tags(self) -> dict[str, str]:
@@ -151,92 +149,3 @@ def legend_from_tags(tags: Mapping[str, str]) -> Legend | None:
         return Legend.from_dict(json.loads(text))
     except (ValueError, KeyError, TypeError):
         return None
-
-
-def read_raster_legend(path: str | os.PathLike) -> Legend | None:
-    """The legend embedded in a class map: the ``LEGEND`` tag, else its colour table (names
-    ``class <code>``), else None.
-
-    Examples
-    --------
-    >>> legend = read_raster_legend("map.tif")  # doctest: +SKIP
-    """
-    from ..core.raster import open_raster
-
-    with open_raster(path) as ds:
-        found = legend_from_tags(ds.tags())
-        if found is not None:
-            return found
-        try:
-            cmap = ds.colormap(1)
-        except ValueError:  # no colour table
-            return None
-    codes = sorted(c for c, rgba in cmap.items() if c > 0 and rgba[3] > 0 and c <= 255)
-    # A colour table fills all 256 entries; keep the coloured ones that are not default black.
-    codes = [c for c in codes if tuple(cmap[c][:3]) != (0, 0, 0)]
-    if not codes:
-        return None
-    return Legend(tuple(codes), tuple(f"class {c}" for c in codes),
-                  tuple(tuple(cmap[c][:3]) for c in codes))
-
-
-def load_legend(path: str | os.PathLike) -> Legend:
-    """Read a legend file: JSON ``{"classes": [{"code", "name", "colour": "#rrggbb"}]}`` or CSV
-    with a header ``code,name,colour`` (``color`` also accepted; colour optional, grey).
-
-    Raises
-    ------
-    UserError
-        One line naming the file (and the CSV line) when it cannot be read as a legend.
-
-    Examples
-    --------
-    >>> legend = load_legend("calc2020.json")  # doctest: +SKIP
-    """
-    p = require_file(path)
-    try:
-        with open(p, encoding="utf-8-sig") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read legend ({e.__class__.__name__})", p) from None
-    if text.lstrip().startswith(("{", "[")):
-        try:
-            d = json.loads(text)
-        except ValueError as e:
-            raise UserError(f"not valid JSON: {e}", p) from None
-        if isinstance(d, list):
-            d = {"classes": d}
-        try:
-            return Legend.from_dict(d)
-        except (KeyError, TypeError) as e:
-            raise UserError('legend JSON must be {"classes": [{"code": 1, "name": "...", '
-                            f'"colour": "#rrggbb"}}, ...]}} (missing {e})', p) from None
-        except ValueError as e:
-            raise UserError(f"bad legend: {e}", p) from None
-    return _legend_from_csv(text, p)
-
-
-def _legend_from_csv(text: str, path: str) -> Legend:
-    rows = list(csv.reader(line for line in text.splitlines() if line.strip()))
-    if not rows:
-        raise UserError("empty legend file", path)
-    header = [h.strip().lower() for h in rows[0]]
-    if "code" not in header or "name" not in header:
-        raise UserError(f"CSV legend needs a header with columns code,name[,colour]; found "
-                        f"{','.join(rows[0])}", path)
-    ic, iname = header.index("code"), header.index("name")
-    icol = next((header.index(k) for k in ("colour", "color") if k in header), None)
-    codes, names, colours = [], [], []
-    for lineno, row in enumerate(rows[1:], 2):
-        try:
-            codes.append(int(row[ic]))
-            names.append(row[iname].strip())
-            colours.append(_parse_colour(row[icol]) if icol is not None and row[icol].strip()
-                           else (128, 128, 128))
-        except (ValueError, IndexError) as e:
-            raise UserError(f"line {lineno}: {e if isinstance(e, ValueError) else 'too few columns'}",
-                            path) from None
-    try:
-        return Legend(tuple(codes), tuple(names), tuple(colours))
-    except ValueError as e:
-        raise UserError(f"bad legend: {e}", path) from None

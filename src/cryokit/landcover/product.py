@@ -36,7 +36,8 @@ from ..core.records import write_records
 from ..core.quicklook import class_quicklook
 from ..core.raster import Grid, open_raster, read_grid, write_cog
 from .classify import PRIORS, GlobalClassifier, LocalClassifier, ModelParams, predict_image
-from .legend import CALC2020, Legend, load_legend
+from .inputs import load_legend
+from .legend import CALC2020, Legend
 from .model_io import TrainedModel, load_model, save_model
 from .smooth import halo
 
@@ -122,7 +123,7 @@ def train_model(features: str | os.PathLike, labels: str | os.PathLike, out: str
     --------
     >>> train_model("features.tif", "labels.gpkg", "model.npz")  # doctest: +SKIP
     """
-    from .labels import read_labels
+    from .inputs import read_labels
 
     features, labels = require_file(features), require_file(labels)
     grid = read_grid(features)
