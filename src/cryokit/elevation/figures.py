@@ -61,8 +61,10 @@ def nuth_kaab(path, ref: np.ndarray, tba: np.ndarray, res, meta: dict, n: int = 
     ax = fig.add_subplot()
     slope = np.radians(terrain.slope(ref, res))
     asp = terrain.aspect(ref, res)
-    y = (ref - tba) / np.tan(slope)
-    ok = np.isfinite(y) & (np.degrees(slope) > 3) & np.isfinite(asp)
+    steep = np.degrees(slope) > 3      # flat ground says nothing about the shift direction
+    y = np.full(ref.shape, np.nan)
+    np.divide(ref - tba, np.tan(slope), out=y, where=steep)
+    ok = np.isfinite(y) & steep & np.isfinite(asp)
     idx = np.flatnonzero(ok)
     if idx.size:
         pick = np.random.default_rng(0).choice(idx, size=min(n, idx.size), replace=False)
