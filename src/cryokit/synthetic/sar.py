@@ -28,11 +28,12 @@ Speckle
     Fully developed, multiplicative, L looks: intensity = reflectivity * mean over the L looks
     of |z|^2 with z complex circular Gaussian, E|z|^2 = 1, so intensity / reflectivity is
     Gamma(L, 1/L) (ENL = L); ``images[k] = sqrt(intensity)``. Per look
-    z_k = sqrt(coherence) z_common + sqrt(1 - coherence) z_indep_k, where z_common is
+    z_k = sqrt(c) z_common + sqrt(1 - c) z_indep_k, where z_common is
     attached to the ground (it moves with the ice and the geometry, like the reflectivity
     texture) and band-limited (Gaussian of ``params['speckle_sigma_px']`` sensor pixels), so
     sub-pixel warping is meaningful. The complex correlation between two dates of the same
-    ground is ``coherence``, the intensity correlation coefficient ``coherence**2``.
+    ground is c: ``coherence`` on rock, ``ice_coherence`` on the glacier (a ~1.5 px soft edge
+    between them), the intensity correlation coefficient c**2.
     ``reflectivity[k]`` is the noise-free mean intensity of image k.
 Flow
     ``_Valley`` shape s(p) (map directions, 1 on the centreline where ``along`` peaks) times
@@ -499,7 +500,7 @@ def _band_limited(rng, shape, sigma, norm):
     return out
 
 
-def _reflectivity_db(rng, shape, pad, oversample, dem, valley, heading):
+def _reflectivity_db(rng, shape, pad, oversample, dem, valley, heading, ice_texture_db=1.0):
     """Backscatter (dB) on the padded pixel grid, in ground coordinates at t_ref."""
     h, w = shape
     o = int(oversample)
@@ -520,12 +521,14 @@ def _reflectivity_db(rng, shape, pad, oversample, dem, valley, heading):
                          np.arange(-pad, w + pad, dtype=np.float64))
     ice = 0.5 * (1 - np.tanh((q - 1) * valley.half_width / 1.5))  # ~1.5 px soft edge
     rock = -8.0 + 1.5 * tex_rock + 2.0 * shade
-    glacier = -13.0 + 1.0 * tex_ice + 0.6 * shade       # darker and smoother ice
+    glacier = -13.0 + ice_texture_db * tex_ice + 0.6 * shade   # darker, smoother unless crevassed
     return (rock + ice * (glacier - rock)).astype(np.float32)
 
 
 def make_sar_series(shape: tuple[int, int] = (512, 512), n: int = 12, *, seed: int = 0,
-                    looks: int = 4, coherence: float = 0.7, interval: int = 15,
+                    looks: int = 4, coherence: float = 0.7, ice_coherence: float | None = None,
+                    ice_texture_db: float = 1.0, speckle_sigma_px: float = _SPECKLE_SIGMA,
+                    interval: int = 15,
                     start: _dt.date = _dt.date(2021, 1, 1), max_speed_px_per_day: float = 0.25,
                     seasonal_amplitude: float = 0.3, seasonal_peak_doy: float = 196,
                     heading: float = -12.0, pixel_size: float = 20.0, dem=None,
@@ -539,7 +542,14 @@ def make_sar_series(shape: tuple[int, int] = (512, 512), n: int = 12, *, seed: i
     n : number of acquisitions, ``interval`` days apart from ``start``.
     seed : random seed; the same seed (and DEM) gives the same series.
     looks : L, number of independent looks of the intensity (ENL).
-    coherence : complex correlation of the speckle of the same ground between any two dates.
+    coherence : complex correlation of the speckle of the same ground between any two dates
+        (on rock, and on ice too unless ``ice_coherence`` is given).
+    ice_coherence : the same on the glacier (real repeat-pass data: 0.3-0.8 on rock at 6-12
+        days, near 0 on fast ice); None: ``coherence``.
+    ice_texture_db : standard deviation scale (dB) of the glacier's backscatter texture: 0.3
+        is weak (smooth firn), 1 the default, 4 crevassed (rock has 1.5 dB).
+    speckle_sigma_px : Gaussian band limit of the speckle (sensor pixels); 0.75 gives a lag-1
+        intensity autocorrelation of about 0.47, 0.5 about 0.2 (closer to white).
     max_speed_px_per_day : v0, the ice speed on the centreline where it is fastest.
     seasonal_amplitude, seasonal_peak_doy : A (0 <= A < 1) and the day of year of the
         maximum of v(t) = v0 (1 + A sin(...)); see the module conventions.
@@ -573,8 +583,14 @@ def make_sar_series(shape: tuple[int, int] = (512, 512), n: int = 12, *, seed: i
     n, looks, o = int(n), int(looks), int(oversample)
     if n < 1 or looks < 1 or o < 1 or h < 8 or w < 8:
         raise ValueError("need n >= 1, looks >= 1, oversample >= 1 and shape >= (8, 8)")
-    if not 0 <= coherence <= 1:
-        raise ValueError(f"coherence must be in [0, 1], got {coherence}")
+    ice_coherence = coherence if ice_coherence is None else ice_coherence
+    for name, c in (("coherence", coherence), ("ice_coherence", ice_coherence)):
+        if not 0 <= c <= 1:
+            raise ValueError(f"{name} must be in [0, 1], got {c}")
+    if not 0.4 <= speckle_sigma_px <= 2:
+        raise ValueError(f"speckle_sigma_px must be in [0.4, 2], got {speckle_sigma_px}")
+    if not ice_texture_db >= 0:
+        raise ValueError(f"ice_texture_db must be >= 0, got {ice_texture_db}")
     if not 0 <= seasonal_amplitude < 1:
         raise ValueError(f"seasonal_amplitude must be in [0, 1), got {seasonal_amplitude}")
     if isinstance(start, str):
@@ -603,13 +619,14 @@ def make_sar_series(shape: tuple[int, int] = (512, 512), n: int = 12, *, seed: i
 
     params = dict(
         shape=[h, w], n=n, seed=seed, looks=looks, coherence=float(coherence),
+        ice_coherence=float(ice_coherence), ice_texture_db=float(ice_texture_db),
         interval=int(interval), start=start.isoformat(),
         max_speed_px_per_day=float(max_speed_px_per_day),
         seasonal_amplitude=float(seasonal_amplitude), seasonal_peak_doy=float(seasonal_peak_doy),
         heading=float(heading), pixel_size=float(pixel_size), dem=dem_source,
         ramp_px=float(ramp_px), terrain_px_per_km=float(terrain_px_per_km), oversample=o,
         epsg=_EPSG, dem_mean_m=dem_mean, reference_days_after_start=ref_days,
-        speckle_sigma_px=_SPECKLE_SIGMA, pad_px=pad, **valley.describe(),
+        speckle_sigma_px=float(speckle_sigma_px), pad_px=pad, **valley.describe(),
         geometry=geometry, flow_days_from_reference=days, max_geometry_px=max_geom,
     )
 
@@ -621,16 +638,22 @@ def make_sar_series(shape: tuple[int, int] = (512, 512), n: int = 12, *, seed: i
     # The scene in ground coordinates at t_ref on the padded pixel grid: backscatter
     # (dB, so the warp keeps it positive) and the coherent part of the speckle, 2 L real
     # Gaussian fields (real and imaginary part of each look).
-    db = _reflectivity_db(rng, (h, w), pad, o, dem_arr, valley, heading)
+    db = _reflectivity_db(rng, (h, w), pad, o, dem_arr, valley, heading, float(ice_texture_db))
     db_coef = ndimage.spline_filter(db, order=_SPLINE, mode="mirror", output=np.float32)
     del db
-    norm = float(np.sum(_gauss_kernel(_SPECKLE_SIGMA) ** 2))  # 1-D variance gain; 2-D: squared
+    sigma_s = float(speckle_sigma_px)
+    norm = float(np.sum(_gauss_kernel(sigma_s) ** 2))  # 1-D variance gain; 2-D: squared
     common = [ndimage.spline_filter(_band_limited(rng, (h + 2 * pad, w + 2 * pad),
-                                                  _SPECKLE_SIGMA, norm),
+                                                  sigma_s, norm),
                                     order=_SPLINE, mode="mirror", output=np.float32)
               for _ in range(2 * looks)]
-    phase_f, phase_v = _phase_variance(_SPECKLE_SIGMA)
-    a, b = np.float32(math.sqrt(coherence)), np.float32(math.sqrt(1 - coherence))
+    phase_f, phase_v = _phase_variance(sigma_s)
+    if ice_coherence == coherence:
+        coh = np.float32(coherence)
+    else:   # the valley is fixed in the map: the same coherence map for every date
+        on_ice = 0.5 * (1 - np.tanh((qn - 1) * valley.half_width / 1.5))
+        coh = (coherence + on_ice * (ice_coherence - coherence)).astype(np.float32)
+    a, b = np.sqrt(coh), np.sqrt(np.float32(1) - coh)
 
     def speckle(c, seed, coords, gain):
         z = ndimage.map_coordinates(c, coords, order=_SPLINE, mode="mirror", prefilter=False,
@@ -638,7 +661,7 @@ def make_sar_series(shape: tuple[int, int] = (512, 512), n: int = 12, *, seed: i
         z *= gain
         # The incoherent part, same band limit; periodic, so stationary up to the edges.
         white = np.random.default_rng(seed).standard_normal((h, w), dtype=np.float32)
-        indep = ndimage.gaussian_filter(white, _SPECKLE_SIGMA, mode="wrap")
+        indep = ndimage.gaussian_filter(white, sigma_s, mode="wrap")
         indep *= b / np.float32(norm)
         z += indep
         z *= z

@@ -45,6 +45,22 @@ def _local_mean(img: np.ndarray, valid: np.ndarray, smooth, radius: int,
         return s / w
 
 
+def lowpass(img: np.ndarray, sigma: float, threads: int = 1) -> np.ndarray:
+    """NaN-aware Gaussian low-pass (normalised convolution), NaN kept where the input has it.
+
+    Examples
+    --------
+    >>> img = np.ones((16, 16), np.float32); img[4, 4] = np.nan
+    >>> out = lowpass(img, 1.0)
+    >>> bool(np.isnan(out[4, 4])), bool(np.allclose(out[np.isfinite(out)], 1))
+    (True, True)
+    """
+    img = np.asarray(img, np.float32)
+    valid = np.isfinite(img)
+    out = _local_mean(img, valid, lambda a: _gauss(a, sigma, threads), _gauss_radius(sigma))
+    return np.where(valid, out, np.nan).astype(np.float32)
+
+
 def highpass(img: np.ndarray, sigma: float = 3.0, threads: int = 1) -> np.ndarray:
     """Gaussian high-pass: the image minus its Gaussian blur of width ``sigma`` px.
 

@@ -103,6 +103,7 @@ def window_margin(params: TrackParams) -> int:
     and the larger chip of the nodata fall-back)."""
     return (filters.prefilter_radius(params.prefilter, sigma=params.sigma,
                                      window=params.wallis_window) + _LK_REACH
+            + (int(4.0 * params.speckle_lowpass + 0.5) + 1 if params.speckle_lowpass else 0)
             + int(math.ceil((params.gap_chip_factor - 1) * params.chip / 2)))
 
 
@@ -195,9 +196,14 @@ def match_window(ref: np.ndarray, sec: np.ndarray, r0: np.ndarray, c0: np.ndarra
     """
     search = params.fine_search if search is None else search
     a, b = _prepared(ref, params), _prepared(sec, params)
+    if params.speckle_lowpass:
+        la, lb = (_prepared(filters.lowpass(x, params.speckle_lowpass, params.threads), params)
+                  for x in (ref, sec))
     f = params.oversample
     if f > 1:
         a, b = _oversampled(a, f), _oversampled(b, f)
+        if params.speckle_lowpass:
+            la, lb = _oversampled(la, f), _oversampled(lb, f)
         r0, c0 = np.asarray(r0) * f, np.asarray(c0) * f
         centre_dy, centre_dx = np.asarray(centre_dy) * f, np.asarray(centre_dx) * f
         params = replace(params, chip=params.chip * f, oversample=1)
@@ -205,6 +211,9 @@ def match_window(ref: np.ndarray, sec: np.ndarray, r0: np.ndarray, c0: np.ndarra
     ma, mb = (filters.orientation(a), filters.orientation(b)) if params.matcher == "oc" else (a, b)
     ry, rx, peak, snr, _, narrow = _match_prepared(a, b, ma, mb, r0, c0, centre_dy, centre_dx,
                                                    params, search)
+    if params.speckle_lowpass:
+        _speckle_pass((ry, rx, peak, snr, narrow), la, lb, r0, c0, centre_dy, centre_dx,
+                      params, search)
     if params.gap_chip_factor > 1 and not (np.isfinite(a).all() and np.isfinite(b).all()):
         # The threshold is in image pixels; oversampled LK reports f times larger sigmas.
         _gap_fallback((ry, rx, peak, snr, narrow), a, b, ma, mb, r0, c0, centre_dy, centre_dx,
@@ -213,6 +222,20 @@ def match_window(ref: np.ndarray, sec: np.ndarray, r0: np.ndarray, c0: np.ndarra
     if f > 1:
         ry, rx = ry / f, rx / f
     return ry, rx, peak, snr, narrow
+
+
+def _speckle_pass(layers, la, lb, r0, c0, centre_dy, centre_dx, params: TrackParams, search):
+    """Match every node again on the low-passed images ``la, lb`` and keep that estimate where
+    its peak is ``speckle_switch`` times higher (see :class:`TrackParams`); in place."""
+    ry, rx, peak, snr, narrow = layers
+    ml, mm = (filters.orientation(la), filters.orientation(lb)) if params.matcher == "oc" else (la, lb)
+    wide = replace(params, lk_narrow=None)   # the narrow window only adds noise where speckle is
+    ly, lx, lpeak, lsnr, _, _ = _match_prepared(la, lb, ml, mm, r0, c0, centre_dy, centre_dx,
+                                                wide, search)
+    with np.errstate(invalid="ignore"):
+        use = np.isfinite(ly) & np.isfinite(lx) & (
+            ~(np.isfinite(ry) & np.isfinite(rx)) | (lpeak > params.speckle_switch * peak))
+    ry[use], rx[use], peak[use], snr[use], narrow[use] = ly[use], lx[use], lpeak[use], lsnr[use], False
 
 
 def _gap_factors(limit: float) -> list[float]:
