@@ -115,7 +115,7 @@ class SurfaceCorrection:
                                       about_zero=True, median_offset=self.model == "offset",
                                       min_kept=need)
         keep = np.zeros_like(ok)
-        keep[np.flatnonzero(ok)] = kept
+        keep[ok] = kept
         self.params = {"model": self.model, "x0": x0, "y0": y0,
                        "offset_mm_yr": float(m[0]),
                        "gradient_x_mm_yr_per_km": float(m[1]) if m.size > 1 else 0.0,

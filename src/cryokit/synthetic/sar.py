@@ -519,7 +519,7 @@ def _reflectivity_db(rng, shape, pad, oversample, dem, valley, heading, ice_text
         shade = np.zeros_like(dem_p)
     q = _normal_distance(valley, np.arange(-pad, h + pad, dtype=np.float64),
                          np.arange(-pad, w + pad, dtype=np.float64))
-    ice = 0.5 * (1 - np.tanh((q - 1) * valley.half_width / 1.5))  # ~1.5 px soft edge
+    ice = valley.ice_fraction(q)
     rock = -8.0 + 1.5 * tex_rock + 2.0 * shade
     glacier = -13.0 + ice_texture_db * tex_ice + 0.6 * shade   # darker, smoother unless crevassed
     return (rock + ice * (glacier - rock)).astype(np.float32)
@@ -549,7 +549,7 @@ def make_sar_series(shape: tuple[int, int] = (512, 512), n: int = 12, *, seed: i
     ice_texture_db : standard deviation scale (dB) of the glacier's backscatter texture: 0.3
         is weak (smooth firn), 1 the default, 4 crevassed (rock has 1.5 dB).
     speckle_sigma_px : Gaussian band limit of the speckle (sensor pixels); 0.75 gives a lag-1
-        intensity autocorrelation of about 0.47, 0.5 about 0.2 (closer to white).
+        intensity autocorrelation of about 0.4, 0.5 about 0.1 (closer to white).
     max_speed_px_per_day : v0, the ice speed on the centreline where it is fastest.
     seasonal_amplitude, seasonal_peak_doy : A (0 <= A < 1) and the day of year of the
         maximum of v(t) = v0 (1 + A sin(...)); see the module conventions.
@@ -651,8 +651,7 @@ def make_sar_series(shape: tuple[int, int] = (512, 512), n: int = 12, *, seed: i
     if ice_coherence == coherence:
         coh = np.float32(coherence)
     else:   # the valley is fixed in the map: the same coherence map for every date
-        on_ice = 0.5 * (1 - np.tanh((qn - 1) * valley.half_width / 1.5))
-        coh = (coherence + on_ice * (ice_coherence - coherence)).astype(np.float32)
+        coh = (coherence + valley.ice_fraction(qn) * (ice_coherence - coherence)).astype(np.float32)
     a, b = np.sqrt(coh), np.sqrt(np.float32(1) - coh)
 
     def speckle(c, seed, coords, gain):

@@ -203,6 +203,11 @@ class _Valley:
         """Distance from the centreline over the half-width (1 at the ice margin)."""
         return np.abs(self._frame(rows, cols)[1]) / self.half_width
 
+    def ice_fraction(self, q):
+        """Share of glacier (0..1) at normal distance ``q`` (:meth:`normal_distance`): a soft
+        margin about 1.5 px wide."""
+        return 0.5 * (1 - np.tanh((q - 1) * self.half_width / 1.5))
+
     def __call__(self, rows, cols):
         a, n, cos_t, sin_t = self._frame(rows, cols)
         along = 0.65 + 0.35 * np.exp(-((a - self.a_peak) / self.a_scale) ** 2)
@@ -288,7 +293,7 @@ def make_glacier_pair(shape: tuple[int, int] = (512, 512), *, seed: int = 0,
     # Row blocks: whole-array temporaries at 4000 x 4000 are several times slower.
     q = np.concatenate([valley.normal_distance(ys[i:i + 256, None], xs[None, :])
                         for i in range(0, len(ys), 256)])
-    ice = (0.5 * (1 - np.tanh((q - 1) * valley.half_width / 1.5))).astype(np.float32)
+    ice = valley.ice_fraction(q).astype(np.float32)
     scene = _scene(fshape, rng, o, ice)  # ice has a ~1.5 px soft edge
     del ice
     ref, sec = _render(scene, valley, shape, pad, o, support=q < 1)

@@ -145,10 +145,15 @@ def prefilter(img: np.ndarray, kind: str = "highpass", *, sigma: float = 3.0,
     raise ValueError(f"unknown prefilter {kind!r}; choose from {PREFILTERS}")
 
 
+def lowpass_radius(sigma: float) -> int:
+    """Pixels of context :func:`lowpass` reads on each side."""
+    return _gauss_radius(sigma) + 1
+
+
 def prefilter_radius(kind: str, *, sigma: float = 3.0, window: int = 21) -> int:
     """Pixels of context a pre-filter reads on each side (tile overlap for exact results)."""
     if kind == "highpass":
-        return int(4.0 * sigma + 0.5) + 1
+        return lowpass_radius(sigma)   # the blur it subtracts
     if kind == "wallis":
         return window // 2 + 1
     return 0

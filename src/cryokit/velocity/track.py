@@ -103,7 +103,7 @@ def window_margin(params: TrackParams) -> int:
     and the larger chip of the nodata fall-back)."""
     return (filters.prefilter_radius(params.prefilter, sigma=params.sigma,
                                      window=params.wallis_window) + _LK_REACH
-            + (int(4.0 * params.speckle_lowpass + 0.5) + 1 if params.speckle_lowpass else 0)
+            + (filters.lowpass_radius(params.speckle_lowpass) if params.speckle_lowpass else 0)
             + int(math.ceil((params.gap_chip_factor - 1) * params.chip / 2)))
 
 
