@@ -110,11 +110,12 @@ def velocity(
 
 
 def sar_velocity(
-    images: list[Path] = typer.Argument(..., help="SAR images (GeoTIFF of amplitude, intensity or dB; one date each, on one grid). Date-times from Sentinel-1 style names (start of sensing, UTC), else dates from YYYYMMDD / YYYY-MM-DD names or acquisition tags."),
+    images: list[Path] = typer.Argument(..., help="SAR images: Sentinel-1 GRD (or stripmap SLC) products as SAFE folders or zips, terrain-corrected onto the --dem grid with their own orbits; or GeoTIFFs of amplitude, intensity or dB on one grid. Date-times from Sentinel-1 style names (start of sensing, UTC), else dates from YYYYMMDD / YYYY-MM-DD names or acquisition tags."),
     outdir: Path = options.output_dir("Output folder: new, empty, or an earlier sar-velocity output, in which a re-run resumes."),
-    dem: Optional[Path] = typer.Option(None, "--dem", help="DEM (metres) covering the images, any CRS; heights at nodes model the terrain offset. Without it the model has no terrain term."),
+    dem: Optional[Path] = typer.Option(None, "--dem", help="DEM (metres) covering the images, any CRS; heights at nodes model the terrain offset. Without it the model has no terrain term. Needed with Sentinel-1 products: its grid is the output grid (a geographic DEM is warped to its UTM zone), its heights (taken as ellipsoidal) the terrain of the geocoding."),
+    polarisation: Optional[str] = typer.Option(None, "--polarisation", help="Polarisation of Sentinel-1 products to track (VV, HH, VH, HV). Default: the co-polarisation (VV or HH)."),
     stable_mask: Optional[Path] = typer.Option(None, "--stable-mask", help="Stable ground (polygons or raster) where the orbit/terrain model is fitted. Default: all nodes, moving ice trimmed as outliers."),
-    heading: Optional[float] = typer.Option(None, "--heading", help="Track heading, degrees clockwise from north, for map-projected images (S1 ascending about -12, descending about -168). Default: radar geometry, x = range, y = azimuth."),
+    heading: Optional[float] = typer.Option(None, "--heading", help="Track heading, degrees clockwise from grid north, for map-projected images (S1 ascending about -12, descending about -168). Default: from the orbit of Sentinel-1 products; radar geometry (x = range, y = azimuth) for GeoTIFFs."),
     pairs: str = typer.Option("consecutive", "--pairs", help="Pair network: consecutive | all-within-DAYS (e.g. all-within-36)."),
     units: str = typer.Option("m/d", help="Velocity units: m/d | m/yr (365.25 d). Pair and cumulative displacements are in metres."),
     chip: int = typer.Option(SAR_DEFAULTS.chip, help="Chip size in pixels (even); 64 px = 1.3 km at 20 m, needed against speckle."),
@@ -160,7 +161,7 @@ def sar_velocity(
     opts = SarOptions(heading=heading, pairs=pairs, units=units, degree=degree,
                       workers=workers, scheduler=scheduler, progress=True, place=place,
                       overwrite=overwrite, input_units=input_units, offset_model=offset_model,
-                      out_crs=out_crs,
+                      out_crs=out_crs, polarisation=polarisation.upper() if polarisation else None,
                       stable_values=options.parse_codes("--stable-values", stable_values))
     with guarded_dir(outdir, "sar-velocity", inputs=(*images, dem, stable_mask),
                      overwrite=overwrite, resume=True):

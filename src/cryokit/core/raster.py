@@ -165,6 +165,30 @@ def grid_in_crs(grid: Grid, crs: str) -> Grid:
     return Grid(dst, transform, width, height)
 
 
+def utm_crs(grid: Grid) -> CRS:
+    """The WGS84 UTM zone (EPSG:326xx / 327xx) of the grid's centre."""
+    west, south, east, north = grid.bounds_lonlat()
+    lon, lat = (west + east) / 2, (south + north) / 2
+    zone = int(np.clip((lon + 180) // 6 + 1, 1, 60))
+    return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
+
+
+def projected_grid(grid: Grid) -> Grid:
+    """A geographic grid's cover in its UTM zone at about its spacing, in whole metres (1 arcsec
+    at 46 N: 21 m x 31 m -> 21 m); a projected grid as it is."""
+    from rasterio.warp import calculate_default_transform
+
+    if grid.crs is None or not grid.crs.is_geographic:
+        return grid
+    dst = utm_crs(grid)
+    transform, _, _ = calculate_default_transform(grid.crs, dst, grid.width, grid.height,
+                                                  *grid.bounds)
+    res = max(1.0, round(min(abs(transform.a), abs(transform.e))))
+    transform, width, height = calculate_default_transform(
+        grid.crs, dst, grid.width, grid.height, *grid.bounds, resolution=(res, res))
+    return Grid(dst, transform, width, height)
+
+
 def warp_array(data: np.ndarray, src: Grid, dst: Grid,
                resampling: Resampling = Resampling.bilinear) -> np.ndarray:
     """``data`` (H, W) on ``src`` resampled onto ``dst`` (float32, NaN = nodata or outside)."""

@@ -318,10 +318,18 @@ def stac_item(outdir: str | os.PathLike, *, item_id: str, grid: Grid,
     if crs["unit"] == "metre":
         item.common_metadata.gsd = float(min(grid.res))
     RasterExtension.add_to(item)
+    for prefix, schema in _EXTENSIONS.items():    # sar:, sat:, view: properties
+        if any(k.startswith(prefix) for k in item.properties) and schema not in item.stac_extensions:
+            item.stac_extensions.append(schema)
     rels = [rel for rel, _ in product_files(outdir) if rel != STAC_NAME]
     for rel, key in _asset_keys(rels).items():
         item.add_asset(key, _asset(outdir, rel, thumbnail, (asset_roles or {}).get(rel)))
     return item
+
+
+_EXTENSIONS = {"sar:": "https://stac-extensions.github.io/sar/v1.0.0/schema.json",
+               "sat:": "https://stac-extensions.github.io/sat/v1.0.0/schema.json",
+               "view:": "https://stac-extensions.github.io/view/v1.0.0/schema.json"}
 
 
 def _asset(outdir: Path, rel: str, thumbnail: str, roles: Sequence[str] | None) -> pystac.Asset:

@@ -33,7 +33,7 @@ from ..core.records import write_json, write_records
 from ..core.quicklook import vector_quicklook
 from ..core.raster import (Grid, grid_in_crs, read_band, read_grid, reproject_band, warp_array,
                            write_cog)
-from . import sar, series
+from . import s1, sar, series
 from .track import NodeGrid, TrackParams, track_pair
 
 UNITS = {"m/d": 1.0, "m/yr": 365.25}
@@ -60,6 +60,7 @@ class SarOptions:
     out_crs: str | None = None     # CRS of every output raster and the cube (None: the images')
     stable_values: tuple[int, ...] | None = None   # classes of a raster stable mask that are stable
     offset_model: bool = True      # fit and remove the orbit/terrain offsets on stable ground
+    polarisation: str | None = None   # of Sentinel-1 products (None: VV or HH)
 
 
 def pair_name(d1: dt.date, d2: dt.date) -> str:
@@ -127,16 +128,17 @@ def _pair_done(outdir: Path, name: str, digests: list, fingerprint: dict) -> dic
 
 
 _PAIR_FILE = re.compile(r"^\d{8}_\d{8}\.(real\.tif|imag\.tif|json)$")
+_INPUT_FILE = re.compile(r"^(S1\w+_(VV|HH|VH|HV)_sigma0|dem_\d+)\.tif$")   # geocoded Sentinel-1 products
 
 
 def _own_files(out: Path, marker: dict | None) -> set[str]:
     """Files of an earlier sar-velocity output: those its marker lists, and the pair and
     cumulative files a killed run wrote before it could list them."""
     own = set(marker.get("files", [])) if marker else set()
-    for sub in ("pairs", "cumulative"):
+    for sub in ("pairs", "cumulative", "inputs"):
         if (out / sub).is_dir():
             own.update(f"{sub}/{p.name}" for p in (out / sub).iterdir()
-                       if p.is_file() and _PAIR_FILE.match(p.name))
+                       if p.is_file() and (_PAIR_FILE.match(p.name) or _INPUT_FILE.match(p.name)))
     return own
 
 
@@ -233,7 +235,22 @@ def make_sar_velocity(images: list[str], outdir: str, dem: str | None,
     t0 = time.perf_counter()
     if options.units not in UNITS:
         raise UserError(f"unknown units {options.units!r}; use m/d or m/yr")
-    paths, dates, grid = _series_inputs([os.fspath(p) for p in images])
+    images = [os.fspath(p) for p in images]
+    out = Path(outdir)
+    sentinel1 = None
+    if any(s1.is_product(p) for p in images):
+        if not all(s1.is_product(p) for p in images):
+            raise UserError("mixes Sentinel-1 products with other images; give one kind",
+                            next(p for p in images if not s1.is_product(p)))
+        s1.check_series(images, dem, options.polarisation)
+        _open_output(out, images, dem, stable_mask, options)
+        images, sentinel1 = s1.prepare_series(images, out / "inputs", dem, options.polarisation)
+        headings = np.radians([g["heading_deg"] for g in sentinel1])
+        heading = float(np.degrees(np.arctan2(np.sin(headings).mean(), np.cos(headings).mean())))
+        options = replace(options, input_units="intensity",
+                          heading=options.heading if options.heading is not None
+                          else round(heading, 4))
+    paths, dates, grid = _series_inputs(images)
     try:
         pairs = series.pair_network(dates, options.pairs)
     except ValueError as e:
@@ -260,15 +277,8 @@ def make_sar_velocity(images: list[str], outdir: str, dem: str | None,
         # Results do not depend on the thread count, so the fingerprint ignores it.
         params = replace(params, threads=1)
     fp = _fingerprint(params, options, dem, stable_mask)
-    out = Path(outdir)
-    marker = check_output_dir(out, "sar-velocity", inputs=(*paths, dem, stable_mask),
-                              resume=True, overwrite=options.overwrite)
-    if marker is not None and options.overwrite:
-        remove_listed(out, _own_files(out, marker))
-    out.mkdir(parents=True, exist_ok=True)
-    write_marker(out, "sar-velocity", files=sorted(_own_files(out, read_marker(out))))
-    for folder in (out, out / "pairs", out / "cumulative"):
-        remove_stale_temps(folder)      # left by a killed run
+    if sentinel1 is None:
+        _open_output(out, paths, dem, stable_mask, options)
     _remove_stale(out, {pair_name(dates[i], dates[j]) for i, j in pairs},
                   {pair_name(dates[0], d) for d in dates[1:]})
     digests = {p: file_digest(p) for p in paths}
@@ -303,6 +313,15 @@ def make_sar_velocity(images: list[str], outdir: str, dem: str | None,
         raise UserError(f"every pair failed ({len(failures)}), nothing to stack: {msg}",
                         paths[0])
     report = _stack(out, paths, dates, pairs, done, grid, ogrid, options, stable_mask, dem)
+    if sentinel1:
+        by_file = {os.path.abspath(g["file"]): g for g in sentinel1}
+        report["sentinel1"] = [{k: v for k, v in by_file[os.path.abspath(p)].items() if k != "file"}
+                               for p in paths]
+        report["geometry"] = {
+            "heading_deg": options.heading, "look": sentinel1[0]["look"],
+            "incidence_deg": float(np.mean([g["incidence_deg"] for g in sentinel1])),
+            "source": "orbit state vectors of the products, at the grid centre (zero Doppler)",
+            "geocoding": "sarsen range-Doppler terrain correction onto the DEM grid"}
     report.update(
         failures=failures, skipped=sorted(pair_name(dates[p[0]], dates[p[1]]) for p in pairs
                                           if p not in todo),
@@ -313,6 +332,19 @@ def make_sar_velocity(images: list[str], outdir: str, dem: str | None,
     _records(out, report, dates, ogrid, options)
     write_marker(out, "sar-velocity")
     return report
+
+
+def _open_output(out: Path, inputs, dem, stable_mask, options: SarOptions) -> None:
+    """Refuse a folder cryokit may not write, start afresh with --overwrite, mark it ours and
+    clear what a killed run left half-written."""
+    marker = check_output_dir(out, "sar-velocity", inputs=(*inputs, dem, stable_mask),
+                              resume=True, overwrite=options.overwrite)
+    if marker is not None and options.overwrite:
+        remove_listed(out, _own_files(out, marker))
+    out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, "sar-velocity", files=sorted(_own_files(out, read_marker(out))))
+    for folder in (out, out / "pairs", out / "cumulative", out / "inputs"):
+        remove_stale_temps(folder)      # left by a killed run
 
 
 def _pair_digests(digests: dict, paths: list[str], i: int, j: int) -> list[str]:
@@ -456,7 +488,8 @@ def _records(out: Path, report: dict, dates, ngrid: Grid, options: SarOptions) -
                   f"{options.units} from intensity offset tracking of {len(dates)} SAR "
                   f"amplitude images, with orbit- and terrain-induced offsets modelled on "
                   f"stable ground and removed. {quality}."),
-        source=", ".join(os.path.basename(i["path"]) for i in report["images"]),
+        source=", ".join(i["product"] for i in report["sentinel1"]) if "sentinel1" in report
+        else ", ".join(os.path.basename(i["path"]) for i in report["images"]),
         method=("log-amplitude normalised cross-correlation with Lucas-Kanade sub-pixel "
                 "refinement; offsets = polynomial(x, y) + a term in terrain height (the DEM "
                 "averaged as each node's LK window weights it) fitted on stable ground by "
@@ -464,4 +497,19 @@ def _records(out: Path, report: dict, dates, ngrid: Grid, options: SarOptions) -
                 "squares over the pair network; robust quality-weighted mean velocity"),
         quality=quality, place=options.place, licence=options.licence,
         temporal_resolution=f"{days_between(dates[0], dates[1]):.4g} days",
-        keywords=("glacier", "velocity", "SAR", "offset tracking", "Sentinel-1", "cryosphere"))
+        keywords=("glacier", "velocity", "SAR", "offset tracking", "Sentinel-1", "cryosphere"),
+        stac_properties=_s1_properties(report))
+
+
+def _s1_properties(report: dict) -> dict | None:
+    """STAC sar/sat/view properties of a series made from Sentinel-1 products."""
+    if "sentinel1" not in report:
+        return None
+    first = report["sentinel1"][0]
+    return {"platform": ",".join(sorted({g["mission"].lower() for g in report["sentinel1"]})),
+            "constellation": "sentinel-1", "instruments": ["c-sar"],
+            "sar:instrument_mode": first["mode"], "sar:frequency_band": "C",
+            "sar:polarizations": [first["polarisation"]],
+            "sar:product_type": first["product_type"], "sar:observation_direction": first["look"],
+            "sat:orbit_state": first["pass"], "sat:relative_orbit": first["relative_orbit"],
+            "view:incidence_angle": round(report["geometry"]["incidence_deg"], 3)}
