@@ -110,7 +110,7 @@ def velocity(
 
 
 def sar_velocity(
-    images: list[Path] = typer.Argument(..., help="SAR images: Sentinel-1 GRD (or stripmap SLC) products as SAFE folders or zips, terrain-corrected onto the --dem grid with their own orbits; or GeoTIFFs of amplitude, intensity or dB on one grid. Date-times from Sentinel-1 style names (start of sensing, UTC), else dates from YYYYMMDD / YYYY-MM-DD names or acquisition tags."),
+    images: list[Path] = typer.Argument(..., help="SAR images: Sentinel-1 GRD products as SAFE folders or zips (stripmap SLC is accepted, untested), terrain-corrected onto the --dem grid with their own orbits; or GeoTIFFs of amplitude, intensity or dB on one grid. Date-times from Sentinel-1 style names (start of sensing, UTC), else dates from YYYYMMDD / YYYY-MM-DD names or acquisition tags."),
     outdir: Path = options.output_dir("Output folder: new, empty, or an earlier sar-velocity output, in which a re-run resumes."),
     dem: Optional[Path] = typer.Option(None, "--dem", help="DEM (metres) covering the images, any CRS; heights at nodes model the terrain offset. Without it the model has no terrain term. Needed with Sentinel-1 products: its grid is the output grid (a geographic DEM is warped to its UTM zone), its heights (taken as ellipsoidal) the terrain of the geocoding."),
     polarisation: Optional[str] = typer.Option(None, "--polarisation", help="Polarisation of Sentinel-1 products to track (VV, HH, VH, HV). Default: the co-polarisation (VV or HH)."),
