@@ -205,7 +205,8 @@ def grid_convergence(crs, lon: float, lat: float) -> float:
 
 
 def geocode(path: str | os.PathLike, dem: str | os.PathLike, out: str | os.PathLike,
-            polarisation: str | None = None, interp: str = "linear", stamp: str = "") -> dict:
+            polarisation: str | None = None, interp: str = "linear", stamp: str = "",
+            info: dict | None = None) -> dict:
     """Terrain-correct one product's sigma0 (linear intensity) onto the grid of ``dem`` and write
     it to ``out`` (GeoTIFF, NaN outside the swath); return its description and geometry.
 
@@ -214,15 +215,14 @@ def geocode(path: str | os.PathLike, dem: str | os.PathLike, out: str | os.PathL
     ``interp`` is linear by default: nearest-neighbour resampling would lock the tracked
     offsets to whole pixels.
     """
-    pol = describe(path, polarisation)["polarisation"]
-    with safe_folder(path, pol, Path(out).parent) as safe:
-        return _geocode(safe, dem, out, pol, interp, os.fspath(path), stamp)
+    info = info or describe(path, polarisation)
+    with safe_folder(path, info["polarisation"], Path(out).parent) as safe:
+        return _geocode(safe, dem, out, info, interp, os.fspath(path), stamp)
 
 
-def _geocode(path, dem, out, polarisation, interp, source, stamp="") -> dict:
+def _geocode(path, dem, out, info, interp, source, stamp="") -> dict:
     from sarsen import apps, scene
 
-    info = describe(path, polarisation)
     grid = read_grid(dem)
     if grid.crs is None or grid.crs.is_geographic:
         raise UserError("needs a DEM in a projected CRS (metres): its grid is the grid of the "
@@ -346,7 +346,7 @@ def prepare_series(products: list[str], workdir: str | os.PathLike, dem: str,
                 geoms.append(json.loads(tags["cryokit_geometry"]) | {"file": os.fspath(out)})
                 paths.append(os.fspath(out))
                 continue
-        g = geocode(p, dem, out, info["polarisation"], stamp=stamp)
+        g = geocode(p, dem, out, info["polarisation"], stamp=stamp, info=info)
         paths.append(os.fspath(out))
         geoms.append(g)
     return paths, geoms
