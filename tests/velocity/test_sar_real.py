@@ -65,9 +65,10 @@ def test_sea_ice_pair_agrees_with_phase_correlation(tmp_path):
     inside = np.isfinite(est[..., 0])
     assert inside.mean() > 0.7                       # the rest drifts out of the scene
     valid = np.isfinite(dx) & np.isfinite(dy)
-    # measured: 100 % valid where the feature stays in the scene, 89.9 % of all nodes
+    # measured: 100 % valid where the feature stays in the scene, 92.0 % of all nodes (the
+    # nodes of the first row and column have 37 % of their chip outside the image)
     assert valid[inside].mean() >= 0.9
-    assert valid.mean() >= 0.85
+    assert valid.mean() >= 0.9
     diff = np.hypot(dx - est[..., 0], dy - est[..., 1])
     # measured: 97.7 % within 0.5 px, median 0.20 px, 90th percentile 0.38 px
     assert (np.nan_to_num(diff[inside], nan=np.inf) < 0.5).mean() >= 0.9

@@ -122,6 +122,8 @@ class TrackParams:
 # (sigma 16 px): glacier texture carries most of its gradient energy at scales a sigma-3
 # high-pass removes, and white speckle dominates the scales it keeps. The speckle pass
 # low-passes by 1 px where speckle is incoherent (docs/BENCHMARKS.md, SAR offset tracking).
+# max_nodata 0.4 keeps the first node row and column (37.5 % of their chip off the image,
+# 40 x 64 px still matched) that 0.3 dropped: 92 % instead of 89.7 % of the real EW pair.
 SAR_DEFAULTS = TrackParams(chip=64, step=16, search=24, prefilter="highpass", sigma=16.0,
-                           min_peak=0.08, min_snr=1.0, max_nodata=0.3, lk_window=0.35,
+                           min_peak=0.08, min_snr=1.0, max_nodata=0.4, lk_window=0.35,
                            speckle_lowpass=1.0)
