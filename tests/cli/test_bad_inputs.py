@@ -73,6 +73,8 @@ def inputs(tmp_path_factory):
                      origin=(15.0, 78.0), res=0.001)
     f["clash"] = _tif(d / "clash_20160904.tif", np.roll(base, 3, 1),
                       tags={"ACQUISITION_DATE": "2016-09-05"})
+    f["pairs_bad"] = str(d / "pairs.txt")
+    Path(f["pairs_bad"]).write_text("LC08_L1TP_063018_20160718_20170222_01_T1_B8.tif  elsewhere.tif\n")
     f["text"] = str(d / "notes.tif")
     Path(f["text"]).write_text("this is not a raster\n")
     f["empty"] = str(d / "empty.tif")
@@ -183,6 +185,18 @@ CASES = [
     ("velocity-out-is-input-folder", lambda f: ["velocity", f["ref"], f["sec"], "-o", str(f["dir"])], "holds the input"),
     ("velocity-out-is-file", lambda f: ["velocity", f["ref"], f["sec"], "-o", f["precious"]], "not a folder"),
     ("velocity-out-foreign", lambda f: ["velocity", f["ref"], f["sec"], "-o", f["foreign"]], "no cryokit output"),
+    ("series-missing-file", lambda f: ["velocity-series", _o(f, "nope.tif"), f["sec"], "-o", _o(f)], "not found"),
+    ("series-text-file", lambda f: ["velocity-series", f["ref"], f["text"], "-o", _o(f)], "notes.tif"),
+    ("series-one-image", lambda f: ["velocity-series", f["ref"], "-o", _o(f)], "two images"),
+    ("series-grid-mismatch", lambda f: ["velocity-series", f["ref"], f["geo"], "-o", _o(f)], "grid"),
+    ("series-dates-count", lambda f: ["velocity-series", f["ref"], f["sec"], "-o", _o(f), "--dates", "2016-07-18"], "one per image"),
+    ("series-bad-date", lambda f: ["velocity-series", f["ref"], f["sec"], "-o", _o(f), "--dates", "2016-07-18", "--dates", "2016-02-30"], "2016-02-30"),
+    ("series-bad-period", lambda f: ["velocity-series", f["ref"], f["sec"], "-o", _o(f), "--period", "fortnight"], "--period"),
+    ("series-bad-pairs", lambda f: ["velocity-series", f["ref"], f["sec"], "-o", _o(f), "--pairs", "every"], "--pairs"),
+    ("series-pairs-file-unknown", lambda f: ["velocity-series", f["ref"], f["sec"], "-o", _o(f), "--pairs", f["pairs_bad"]], "names none"),
+    ("series-every-pair-fails", lambda f: ["velocity-series", f["ref"], f["const"], "-o", _o(f)], "every pair failed"),
+    ("series-out-is-input-folder", lambda f: ["velocity-series", f["ref"], f["sec"], "-o", str(f["dir"])], "holds the input"),
+    ("series-out-foreign", lambda f: ["velocity-series", f["ref"], f["sec"], "-o", f["foreign"]], "no cryokit output"),
     ("sar-out-is-input-folder", lambda f: ["sar-velocity", f["s1a"], f["s1b"], "--dem", f["dem"], "-o", str(f["dir"])], "holds the input"),
     ("sar-out-foreign", lambda f: ["sar-velocity", f["s1a"], f["s1b"], "--dem", f["dem"], "-o", f["foreign"]], "no cryokit output"),
     ("dem-out-is-input-folder", lambda f: ["dem-change", f["dem"], f["dem2"], "-o", str(f["dir"]), "--ref-date", "2010-01-01", "--tba-date", "2020-01-01"], "holds the input"),

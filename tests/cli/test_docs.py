@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run as a script
 from conftest import cli_commands  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-PAGES = {"velocity.md": ["velocity"], "sar-velocity.md": ["sar-velocity"],
+PAGES = {"velocity.md": ["velocity", "velocity-series"], "sar-velocity.md": ["sar-velocity"],
          "dem-change.md": ["dem-change"], "sbas.md": ["sbas"],
          "egms.md": ["egms stats", "egms convert", "egms reference", "egms calibrate",
                      "egms ortho", "egms compare", "egms plot"],

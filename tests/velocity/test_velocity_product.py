@@ -12,11 +12,12 @@ from conftest import shared_path
 from cryokit.cli import main
 from cryokit.core.raster import Grid, write_cog
 from cryokit.synthetic import make_glacier_pair
+from cryokit.velocity.accuracy import mask_at_nodes, truth_at_nodes
 from cryokit.velocity.product import VelocityOptions, make_velocity
 from cryokit.velocity.track import TrackParams
 
-PRODUCT_FILES = {"vx.tif", "vy.tif", "speed.tif", "snr.tif", "report.json", "metadata.json",
-                 "stac-item.json", "quicklook.png"}
+PRODUCT_FILES = {"vx.tif", "vy.tif", "speed.tif", "v_error.tif", "snr.tif", "report.json",
+                 "metadata.json", "stac-item.json", "quicklook.png"}
 YAHTSE = ("velocity", "yahtse_landsat8_2016")
 
 
@@ -66,6 +67,16 @@ def test_cli_product_files_and_metadata(synth_files, tmp_path, capsys):
     import pystac
     item = pystac.Item.from_file(str(out / "stac-item.json"))
     assert "vx" in item.assets and item.properties["start_datetime"].startswith("2016-07-18")
+    # The error layer, in m/yr, is a 1-sigma error per component on stable ground: 67 % of
+    # the stable nodes' x errors are within it (nominal 68 %; 282 nodes, so +-4 binomial SD
+    # is +-0.11). On sheared ice it does not hold the chip's strain bias (docs/velocity.md).
+    with rasterio.open(out / "v_error.tif") as ds:
+        assert ds.units[0] == "m/yr" and "1 sigma" in ds.descriptions[0]
+        err = ds.read(1)
+    tx, _ = truth_at_nodes(pair.dx, pair.dy, speed.shape, 16, 40)
+    stable = mask_at_nodes(pair.stable, speed.shape, 16, 40) & np.isfinite(err)
+    within = np.abs(vx - tx * 15 / 16 * 365.25)[stable] <= err[stable]
+    assert 0.57 <= within.mean() <= 0.79, within.mean()
 
 
 def test_out_res_sets_step(synth_files, tmp_path):

@@ -31,6 +31,31 @@ def _velocity_summary(rep: dict, outdir: str) -> None:
     options.summary("cryokit velocity", rows)
 
 
+def optical_params(ref: Path, *, chip: int, step: int | None, search: int,
+                   out_res: float | None, **kw) -> TrackParams:
+    """Tracking parameters of the optical commands; ``--out-res`` (metres) sets the step."""
+    from ..core.raster import read_grid
+
+    for name, v in (("--chip", chip), ("--step", step), ("--search", search)):
+        options.positive(name, v)
+    if out_res is not None and not out_res > 0:
+        raise UserError(f"--out-res: must be > 0 m, got {out_res}")
+    if out_res is not None:
+        res = read_grid(ref).res[0]
+        k = out_res / res
+        if k < 1 or abs(k - round(k)) > 1e-6:
+            raise UserError(f"--out-res {out_res:g} m is not a whole multiple of the pixel size "
+                            f"({res:g} m)", ref)
+        if step is not None and step != round(k):
+            raise UserError(f"--step {step} and --out-res {out_res:g} m disagree "
+                            f"(pixel size {res:g} m)")
+        step = int(round(k))
+    try:
+        return TrackParams(chip=chip, step=step or OPTICAL.step, search=search, **kw)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
 def velocity(
     ref: Path = typer.Argument(..., help="Reference (earlier) image: any GDAL raster, band 1."),
     sec: Path = typer.Argument(..., help="Secondary (later) image, on REF's grid unless --resample."),
@@ -67,34 +92,17 @@ def velocity(
     """Glacier velocity from an optical image pair (feature tracking).
 
     Writes OUTDIR/vx.tif, vy.tif (easting and northing components), speed.tif (in --units),
-    snr.tif, report.json (dates, parameters, stable-ground offset and NMAD in px and units,
+    v_error.tif (1-sigma speed error, with --stable-mask), snr.tif, report.json (dates, parameters, stable-ground offset and NMAD in px and units,
     valid fraction, timings), metadata.json, stac-item.json and quicklook.png. Rasters are
     cloud-optimised GeoTIFFs on the node grid (pixel = step x image pixel), nodata NaN.
     """
-    from ..core.raster import read_grid
     from ..velocity.product import VelocityOptions, make_velocity
 
-    for name, v in (("--chip", chip), ("--step", step), ("--search", search),
-                    ("--workers", workers), ("--tile-nodes", tile_nodes if tile_nodes else None)):
+    for name, v in (("--workers", workers), ("--tile-nodes", tile_nodes if tile_nodes else None)):
         options.positive(name, v)
-    if out_res is not None and not out_res > 0:
-        raise UserError(f"--out-res: must be > 0 m, got {out_res}")
-    if out_res is not None:
-        res = read_grid(ref).res[0]
-        k = out_res / res
-        if k < 1 or abs(k - round(k)) > 1e-6:
-            raise UserError(f"--out-res {out_res:g} m is not a whole multiple of the pixel size "
-                            f"({res:g} m)", ref)
-        if step is not None and step != round(k):
-            raise UserError(f"--step {step} and --out-res {out_res:g} m disagree "
-                            f"(pixel size {res:g} m)")
-        step = int(round(k))
-    try:
-        params = TrackParams(chip=chip, step=step or OPTICAL.step, search=search, prefilter=prefilter,
-                             matcher=matcher, max_nodata=max_nodata, min_snr=min_snr,
-                             fill_gaps=fill_gaps)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    params = optical_params(ref, chip=chip, step=step, search=search, out_res=out_res,
+                            prefilter=prefilter, matcher=matcher, max_nodata=max_nodata,
+                            min_snr=min_snr, fill_gaps=fill_gaps)
     if stable_model not in ("median", "plane"):
         raise UserError(f"--stable-model must be median or plane, got {stable_model!r}")
     opts = VelocityOptions(units=units, stable_model=stable_model, resample=resample,

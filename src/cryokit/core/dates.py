@@ -34,6 +34,21 @@ def parse_date(text: str, source: str | None = None) -> dt.date:
     raise UserError(f"cannot read a date from {s!r} (use YYYY-MM-DD)", source)
 
 
+def parse_time(text: str, source: str | None = None) -> dt.date | dt.datetime:
+    """A date given by the user, as a date-time when it carries a time of day (UTC).
+
+    >>> parse_time("2020-03-01T08:32:37"), parse_time("2020-03-02")
+    (datetime.datetime(2020, 3, 1, 8, 32, 37), datetime.date(2020, 3, 2))
+    """
+    s = str(text).strip().rstrip("Z")
+    for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y%m%dT%H%M%S", "%Y-%m-%dT%H:%M"):
+        try:
+            return dt.datetime.strptime(s[:19], fmt)
+        except ValueError:
+            pass
+    return parse_date(text, source)
+
+
 def date_from_name(path: str | os.PathLike) -> dt.date | None:
     """The acquisition date encoded in a file name (Landsat, Sentinel, or YYYYMMDD), or None.
 
@@ -150,7 +165,9 @@ def pair_dates(ref: str, sec: str, given: tuple[str, str] | None = None) -> tupl
     equal or out of order (the velocity would be infinite or of the wrong sign).
     """
     if given:
-        d1, d2 = parse_date(given[0], "--dates"), parse_date(given[1], "--dates")
+        d1, d2 = parse_time(given[0], "--dates"), parse_time(given[1], "--dates")
+        if type(d1) is not type(d2):   # one kind, so the difference is exact
+            d1, d2 = day_of(d1), day_of(d2)
     else:
         d1, d2 = acquisition_times([ref, sec])
         for d, p in ((d1, ref), (d2, sec)):

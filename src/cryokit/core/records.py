@@ -203,6 +203,9 @@ def metadata_record(outdir: str | os.PathLike, *, title: str | Mapping[str, str]
 def _formats(files: Sequence[tuple[str, int]], tifs: Mapping[str, dict]) -> str:
     names = []
     for rel, _ in files:
+        if ".zarr/" in rel:
+            names.append("Zarr")
+            continue
         suffix = Path(rel).suffix.lower()
         if suffix not in _DATA_SUFFIXES:
             continue

@@ -28,7 +28,7 @@ from ..core.errors import UserError
 from ..core.records import write_json, write_records
 from ..core.quicklook import vector_quicklook
 from ..core.raster import Grid, open_raster, read_grid, reproject_band, write_cog
-from . import stable
+from . import errors, stable
 from .track import (NodeField, NodeGrid, TrackParams, clean_field, match_window, search_centres,
                     window_margin)
 
@@ -244,13 +244,18 @@ def make_velocity(ref: str, sec: str, outdir: str, params: TrackParams = TrackPa
     vx = ((ta.a * dx + ta.b * dy) * scale).astype(np.float32)
     vy = ((ta.d * dx + ta.e * dy) * scale).astype(np.float32)
     speed = np.hypot(vx, vy).astype(np.float32)
+    v_error = None
+    if fit is not None and np.all(np.isfinite(fit["nmad_px"])):
+        nx_, ny_ = (abs(ta.a) * fit["nmad_px"][0] * scale, abs(ta.e) * fit["nmad_px"][1] * scale)
+        ex, ey = errors.node_errors(field.peak, node_stable, (nx_, ny_))
+        v_error = errors.speed_error(vx, vy, ex, ey).astype(np.float32)
     times["filter_s"] = time.perf_counter() - t
 
     report = _report(ref, sec, d1, d2, params, options, grid, ngrid, field, fit, stable_mask,
                      prior, search, scale, times)
     t = time.perf_counter()
-    _write(outdir, ref, sec, d1, d2, grid, ngrid, vx, vy, speed, field, small[0], report,
-           options)
+    _write(outdir, ref, sec, d1, d2, grid, ngrid, vx, vy, speed, v_error, field, small[0],
+           report, options)
     report["timings_s"]["write_s"] = time.perf_counter() - t
     return report
 
@@ -283,11 +288,15 @@ def _report(ref, sec, d1, d2, params, options, grid, ngrid, field, fit, mask, pr
             "coefficients_px": {"x": fit["x"], "y": fit["y"]},
             "note": "median/NMAD in image x (columns) and y (rows); NMAD after correction",
         }
+        rep["error_model"] = (
+            "v_error.tif: 1-sigma speed error per node, the stable-ground NMAD of each component "
+            "times q / median q over stable nodes (q = sqrt(1 - peak^2) / peak of the "
+            "correlation peak, at least 0.25), projected on the flow direction")
     return rep
 
 
-def _write(outdir, ref, sec, d1, d2, grid, ngrid, vx, vy, speed, field, background, report,
-           options):
+def _write(outdir, ref, sec, d1, d2, grid, ngrid, vx, vy, speed, v_error, field, background,
+           report, options):
     units = options.units
     tags = {"date1": d1.isoformat(), "date2": d2.isoformat(), "dt_days": f"{report['dt_days']:g}",
             "units": units, "sign_convention": CONVENTION,
@@ -300,6 +309,10 @@ def _write(outdir, ref, sec, d1, d2, grid, ngrid, vx, vy, speed, field, backgrou
                                 ("speed", speed, f"speed ({units})")):
             write_cog(stage / f"{name}.tif", np.where(valid, arr, np.nan), ngrid,
                       descriptions=[desc], units=units, tags=tags)
+        if v_error is not None:
+            write_cog(stage / "v_error.tif", np.where(valid, v_error, np.nan), ngrid,
+                      descriptions=[f"speed error, 1 sigma ({units}): stable-ground NMAD scaled "
+                                    "by correlation quality"], units=units, tags=tags)
         write_cog(stage / "snr.tif", np.where(np.isfinite(field.snr), field.snr, np.nan), ngrid,
                   descriptions=["correlation signal-to-noise (peak / mean |NCC|)"], units="1",
                   tags=tags | {"units": "1"})

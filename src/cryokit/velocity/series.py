@@ -133,3 +133,78 @@ def mean_velocity(pair_disp: np.ndarray, dt_days: np.ndarray, sigma: np.ndarray 
         tot = ww.sum(0)
         mean = np.where(tot > 0, num.sum(0) / np.where(tot > 0, tot, 1), np.nan)
     return mean, keep.sum(0)
+
+
+def period_bins(mid_dates: list[dt.datetime], period: str) -> list[tuple[str, dt.date, dt.date]]:
+    """The period each pair belongs to, by its mid-date: ``(label, first day, last day)``.
+
+    ``period`` is ``"year"`` (calendar years, label ``YYYY``) or ``"<N>d"`` (N-day bins from
+    the first mid-date's day, label ``YYYYMMDD_YYYYMMDD``).
+
+    Examples
+    --------
+    >>> m = [dt.datetime(2000, 2, 1), dt.datetime(2000, 12, 30), dt.datetime(2001, 1, 2)]
+    >>> [b[0] for b in period_bins(m, "year")]
+    ['2000', '2000', '2001']
+    >>> [b[0] for b in period_bins(m, "30d")]
+    ['20000201_20000301', '20001227_20010125', '20001227_20010125']
+    """
+    if period == "year":
+        return [(f"{m.year}", dt.date(m.year, 1, 1), dt.date(m.year, 12, 31)) for m in mid_dates]
+    days = None
+    if period.endswith("d"):
+        try:
+            days = int(period[:-1])
+        except ValueError:
+            days = None
+    if not days or days <= 0:
+        raise ValueError(f"bad period {period!r}: use year or a number of days such as 90d")
+    origin = min(mid_dates).date() if isinstance(min(mid_dates), dt.datetime) else min(mid_dates)
+    out = []
+    for m in mid_dates:
+        day = m.date() if isinstance(m, dt.datetime) else m
+        k = (day - origin).days // days
+        a = origin + dt.timedelta(days=k * days)
+        b = a + dt.timedelta(days=days - 1)
+        out.append((f"{a:%Y%m%d}_{b:%Y%m%d}", a, b))
+    return out
+
+
+def weighted_mean_velocity(vx: np.ndarray, vy: np.ndarray, sigma: np.ndarray,
+                           clip: float = 3.0) -> tuple[np.ndarray, ...]:
+    """Error-weighted mean of pair velocities per pixel, with its error and the pairs used.
+
+    ``vx, vy, sigma`` are (P, ny, nx): each pair's velocity components and 1-sigma speed
+    error (NaN where the pair has no value). Pair values farther than ``clip`` spreads from the
+    pixel's median in either component are left out (the spread is the NMAD over pairs, at
+    least the pair's own sigma); the rest are averaged with weights 1 / sigma^2.
+
+    Returns
+    -------
+    vx, vy, v (hypot of the means), v_error (1 / sqrt(sum of weights): independent pairs),
+    count (pairs used) per pixel.
+
+    Examples
+    --------
+    >>> vx = np.array([1.0, 1.2, 9.0])[:, None, None]              # one blunder
+    >>> vy = np.zeros((3, 1, 1)); s = np.array([0.2, 0.2, 0.2])[:, None, None]
+    >>> mx, my, v, e, n = weighted_mean_velocity(vx, vy, s)
+    >>> round(float(mx[0, 0]), 3), round(float(e[0, 0]), 3), int(n[0, 0])
+    (1.1, 0.141, 2)
+    """
+    vx, vy, sigma = (np.asarray(a, np.float64) for a in (vx, vy, sigma))
+    fin = np.isfinite(vx) & np.isfinite(vy) & np.isfinite(sigma) & (sigma > 0)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN pixels give NaN, as wanted
+        keep = fin.copy()
+        for u in (vx, vy):
+            uu = np.where(fin, u, np.nan)
+            med = np.nanmedian(uu, axis=0)
+            spread = np.maximum(nmad(uu, axis=0), 0.0)
+            keep &= np.abs(uu - med) <= clip * np.maximum(spread, np.where(fin, sigma, np.inf))
+        w = np.where(keep, 1.0 / np.where(keep, sigma, 1.0) ** 2, 0.0)
+        tot = w.sum(0)
+        mx = np.where(tot > 0, (np.where(keep, vx, 0) * w).sum(0) / tot, np.nan)
+        my = np.where(tot > 0, (np.where(keep, vy, 0) * w).sum(0) / tot, np.nan)
+        err = np.where(tot > 0, 1.0 / np.sqrt(tot), np.nan)
+    return mx, my, np.hypot(mx, my), err, keep.sum(0)
