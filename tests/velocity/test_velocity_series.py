@@ -224,3 +224,25 @@ def test_kaiserberg_orthophoto_series():
         moving, still = np.nanmedian(v[inside]), np.nanmedian(v[outside])
         assert 0.03 < moving < 0.15 and still < moving / 4, (moving, still)
         assert np.isfinite(v[inside]).mean() > 0.8
+
+
+def test_series_in_wgs84(karakoram, tmp_path):
+    """``--out-crs EPSG:4326``: the pairs, the periods, the mean and the cube on one
+    geographic grid, the cube's grid mapping latitude_longitude."""
+    import xarray as xr
+
+    d, images, truth = karakoram
+    out = tmp_path / "geo"
+    assert _run(d, images[:4], out, "--pairs", "consecutive", "--out-crs", "EPSG:4326",
+                "--period", "none") == 0
+    grids = set()
+    for p in out.rglob("*.tif"):
+        with rasterio.open(p) as ds:
+            assert ds.crs.to_epsg() == 4326, p
+            grids.add((ds.transform, ds.shape))
+    assert len(grids) == 1
+    with xr.open_zarr(out / "velocity_cube.zarr") as cube:
+        assert cube["mapping"].attrs["grid_mapping_name"] == "latitude_longitude"
+        assert cube.x.attrs["units"] == "degrees_east"
+    with rasterio.open(out / "pairs" / "19990801_20000726" / "vx.tif") as ds:
+        assert "true east/north" in ds.tags()["components"]

@@ -63,6 +63,16 @@ def parse_codes(name: str, text: str | None) -> tuple[int, ...] | None:
     return codes
 
 
+def out_crs():
+    """``--out-crs``: the CRS of a velocity command's output rasters."""
+    return typer.Option(None, "--out-crs", help="Write the rasters in this CRS (any EPSG, e.g. EPSG:4326): vx, vy along its east and north axes (true east/north when geographic) in ground metres per time unit; GDAL's warp grid of the node grid unless --out-res.")
+
+
+def out_res():
+    """``--out-res``: the output pixel size of a velocity command."""
+    return typer.Option(None, "--out-res", help="Output pixel size: metres, setting the node step to out-res / pixel size; with --out-crs, in that CRS's units (degrees for a geographic one).")
+
+
 def place():
     """``--place``: the place name of the metadata record."""
     return typer.Option(None, "--place", help="Place name for the metadata record.")

@@ -32,16 +32,17 @@ def _velocity_summary(rep: dict, outdir: str) -> None:
 
 
 def optical_params(ref: Path, *, chip: int, step: int | None, search: int,
-                   out_res: float | None, **kw) -> TrackParams:
-    """Tracking parameters of the optical commands; ``--out-res`` (metres) sets the step."""
-    from ..core.raster import read_grid
+                   out_res: float | None, out_crs: str | None = None, **kw) -> TrackParams:
+    """Tracking parameters of the optical commands; without ``--out-crs``, ``--out-res``
+    (metres) sets the step (with it, the output pixel size in that CRS)."""
+    from ..core.raster import projected_grid, read_grid
 
     for name, v in (("--chip", chip), ("--step", step), ("--search", search)):
         options.positive(name, v)
     if out_res is not None and not out_res > 0:
-        raise UserError(f"--out-res: must be > 0 m, got {out_res}")
-    if out_res is not None:
-        res = read_grid(ref).res[0]
+        raise UserError(f"--out-res: must be > 0, got {out_res}")
+    if out_res is not None and out_crs is None:
+        res = projected_grid(read_grid(ref)).res[0]
         k = out_res / res
         if k < 1 or abs(k - round(k)) > 1e-6:
             raise UserError(f"--out-res {out_res:g} m is not a whole multiple of the pixel size "
@@ -75,7 +76,8 @@ def velocity(
     prefilter: str = typer.Option("highpass", help="Pre-filter: none | highpass (image minus its Gaussian blur, sigma 1.5 px) | wallis (21 px)."),
     matcher: str = typer.Option("ncc", help="Matcher: ncc (normalised cross-correlation) | oc (orientation correlation)."),
     units: str = typer.Option("m/d", help="Velocity units: m/d | m/yr (365.25 d)."),
-    out_res: Optional[float] = typer.Option(None, "--out-res", help="Output pixel size in metres: sets the node step to out-res / pixel size."),
+    out_res: Optional[float] = options.out_res(),
+    out_crs: Optional[str] = options.out_crs(),
     resample: bool = typer.Option(False, "--resample", help="Warp SEC onto REF's grid (bilinear) when the grids differ."),
     prior: Optional[Path] = typer.Option(None, "--prior", help="Prior velocity (2-band vx, vy raster or a cryokit velocity directory) that sets the search centres instead of the coarse pass."),
     stable_model: str = typer.Option("median", "--stable-model", help="Stable-ground correction: median | plane."),
@@ -101,13 +103,14 @@ def velocity(
     for name, v in (("--workers", workers), ("--tile-nodes", tile_nodes if tile_nodes else None)):
         options.positive(name, v)
     params = optical_params(ref, chip=chip, step=step, search=search, out_res=out_res,
-                            prefilter=prefilter, matcher=matcher, max_nodata=max_nodata,
-                            min_snr=min_snr, fill_gaps=fill_gaps)
+                            out_crs=out_crs, prefilter=prefilter, matcher=matcher,
+                            max_nodata=max_nodata, min_snr=min_snr, fill_gaps=fill_gaps)
     if stable_model not in ("median", "plane"):
         raise UserError(f"--stable-model must be median or plane, got {stable_model!r}")
     opts = VelocityOptions(units=units, stable_model=stable_model, resample=resample,
                            tile_nodes=tile_nodes, workers=workers, scheduler=scheduler,
-                           progress=True, place=place,
+                           progress=True, place=place, out_crs=out_crs,
+                           out_res=out_res if out_crs else None,
                            stable_values=options.parse_codes("--stable-values", stable_values))
     with guarded_dir(outdir, "velocity", inputs=(ref, sec, stable_mask, prior),
                      overwrite=overwrite):
@@ -134,7 +137,9 @@ def sar_velocity(
     workers: Optional[int] = options.workers("pairs"),
     scheduler: Optional[str] = options.scheduler("pairs"),
     input_units: str = typer.Option("auto", "--input-units", help="What the pixels hold: amplitude | intensity | db | auto (dB when most values are negative)."),
-    out_crs: Optional[str] = typer.Option(None, "--out-crs", help="Write every raster and the cube in this CRS (e.g. EPSG:4326, as the Svalbard product is published), on GDAL's default warp grid of the node grid; range and azimuth stay the radar directions (stated in report.json)."),
+    out_crs: Optional[str] = typer.Option(None, "--out-crs", help="Write every raster and the cube in this CRS (e.g. EPSG:4326, as the Svalbard product is published), on GDAL's default warp grid of the node grid unless --out-res; range and azimuth stay the radar directions (stated in report.json)."),
+    out_res: Optional[float] = options.out_res(),
+    period: str = typer.Option("none", "--period", help="Also one mean velocity per period of the pairs' mid-dates: year | N days (e.g. 90d) | none."),
     offset_model: bool = typer.Option(True, "--offset-model/--no-offset-model", help="Fit the orbit/terrain offsets on stable ground and remove them; --no-offset-model keeps the offsets as measured (a scene with no stable ground, e.g. drifting sea ice)."),
     stable_values: Optional[str] = options.stable_values(),
     place: Optional[str] = options.place(),
@@ -145,7 +150,8 @@ def sar_velocity(
     Writes OUTDIR/pairs/{t1}_{t2}.real.tif (range) and .imag.tif (azimuth) displacement in
     metres for each pair, with orbit and terrain offsets removed; cumulative/{t0}_{tk}.real/.imag.tif
     since the first date; mean_velocity.tif (speed, range, azimuth velocity in --units, pairs
-    used); velocity_cube.nc (x, y, time); report.json, metadata.json, stac-item.json,
+    used); velocity_{period}.tif with --period; velocity_cube.nc and .zarr (x, y, time);
+    report.json, metadata.json, stac-item.json,
     quicklook.png. Range is positive away from the track, azimuth along the flight direction.
     Finished pairs are not redone on a re-run. Exit code 1 when some pairs failed (listed).
     """
@@ -155,6 +161,25 @@ def sar_velocity(
     for name, v in (("--chip", chip), ("--step", step), ("--search", search),
                     ("--workers", workers)):
         options.positive(name, v)
+    if out_res is not None and not out_res > 0:
+        raise UserError(f"--out-res: must be > 0, got {out_res}")
+    if out_res is not None and out_crs is None:
+        # on the images' grid: the node spacing (a whole number of pixels)
+        from ..core.raster import read_grid
+
+        first = images[0]
+        if str(first).lower().endswith(".tif") or str(first).lower().endswith(".tiff"):
+            res = read_grid(first).res[0]
+        elif dem is not None:
+            from ..core.raster import projected_grid
+            res = projected_grid(read_grid(dem)).res[0]
+        else:
+            raise UserError("--out-res without --out-crs needs GeoTIFF images or --dem")
+        k = out_res / res
+        if k < 1 or abs(k - round(k)) > 1e-6:
+            raise UserError(f"--out-res {out_res:g} m is not a whole multiple of the pixel size "
+                            f"({res:g} m)", first)
+        step = int(round(k))
     try:
         if oversample < 1:
             raise ValueError(f"--oversample must be >= 1, got {oversample}")
@@ -169,7 +194,9 @@ def sar_velocity(
     opts = SarOptions(heading=heading, pairs=pairs, units=units, degree=degree,
                       workers=workers, scheduler=scheduler, progress=True, place=place,
                       overwrite=overwrite, input_units=input_units, offset_model=offset_model,
-                      out_crs=out_crs, polarisation=polarisation.upper() if polarisation else None,
+                      out_crs=out_crs, out_res=out_res if out_crs else None,
+                      period=None if period == "none" else period,
+                      polarisation=polarisation.upper() if polarisation else None,
                       stable_values=options.parse_codes("--stable-values", stable_values))
     with guarded_dir(outdir, "sar-velocity", inputs=(*images, dem, stable_mask),
                      overwrite=overwrite, resume=True):

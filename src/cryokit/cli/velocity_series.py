@@ -27,7 +27,8 @@ def velocity_series(
     prefilter: str = typer.Option("highpass", help="Pre-filter: none | highpass | wallis."),
     matcher: str = typer.Option("ncc", help="Matcher: ncc | oc (orientation correlation, for strong radiometric change)."),
     units: str = typer.Option("m/yr", help="Velocity units: m/d | m/yr (365.25 d)."),
-    out_res: Optional[float] = typer.Option(None, "--out-res", help="Output pixel size in metres: sets the node step to out-res / pixel size."),
+    out_res: Optional[float] = options.out_res(),
+    out_crs: Optional[str] = options.out_crs(),
     stable_model: str = typer.Option("median", "--stable-model", help="Stable-ground correction per pair: median | plane."),
     stable_values: Optional[str] = options.stable_values(),
     workers: Optional[int] = options.workers("tiles of each pair"),
@@ -50,10 +51,11 @@ def velocity_series(
     if not images:
         raise UserError("give at least two images")
     params = optical_params(images[0], chip=chip, step=step, search=search, out_res=out_res,
-                            prefilter=prefilter, matcher=matcher)
+                            out_crs=out_crs, prefilter=prefilter, matcher=matcher)
     if stable_model not in ("median", "plane"):
         raise UserError(f"--stable-model must be median or plane, got {stable_model!r}")
     vo = VelocityOptions(units=units, stable_model=stable_model, workers=workers, place=place,
+                         out_crs=out_crs, out_res=out_res if out_crs else None,
                          stable_values=options.parse_codes("--stable-values", stable_values))
     opts = SeriesOptions(pairs=pairs, period=None if period == "none" else period,
                          dates=tuple(dates) if dates else None, velocity=vo, overwrite=overwrite)

@@ -64,3 +64,30 @@ def write_cube(ds, path: str | os.PathLike, since: dt.date) -> None:
             enc[name] = {"zlib": True, "complevel": 4}
     with atomic_file(path) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf", encoding=enc)
+
+
+def write_zarr(ds, path: str | os.PathLike, chunks: dict | None = None) -> None:
+    """Write the xarray Dataset ``ds`` as a consolidated Zarr v2 store at ``path``: built in a
+    hidden temporary folder beside it, then renamed (an earlier store is replaced whole).
+
+    ``chunks`` maps dimension names to chunk lengths for the array variables (dimensions not
+    named are one chunk), e.g. the whole time axis by small tiles for time-series reads.
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    path = Path(path)
+    enc = {}
+    for name, var in ds.data_vars.items():
+        if var.ndim and chunks:
+            enc[name] = {"chunks": tuple(min(chunks.get(d, n), n) for d, n in var.sizes.items())}
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        ds.to_zarr(tmp / "store", mode="w", encoding=enc, zarr_format=2, consolidated=True)
+        if path.exists():
+            old = tmp / "old"
+            os.replace(path, old)
+        os.replace(tmp / "store", path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -265,3 +265,19 @@ def safe_name(name: object, what: str = "name") -> str:
     if not s:
         raise UserError(f"{what} {str(name)!r} gives an empty file name")
     return s
+
+
+def remove_stale_products(folder: str | os.PathLike, pattern: str, keep: Iterable[str]) -> list[str]:
+    """Remove the files of ``folder`` matching ``pattern`` (a glob) that its marker lists as
+    cryokit's and that are not in ``keep``: what an earlier run made and this one does not
+    (e.g. period products of another ``--period``), so the record lists only this run's files."""
+    folder = Path(folder)
+    marker = read_marker(folder)
+    ours = set(marker.get("files", [])) if marker else set()
+    keep = set(keep)
+    removed = []
+    for p in sorted(folder.glob(pattern)):
+        if p.is_file() and p.name in ours and p.name not in keep:
+            p.unlink()
+            removed.append(p.name)
+    return removed

@@ -136,11 +136,12 @@ def reproject_band(path: str | os.PathLike, grid: Grid, band: int = 1,
         return dst
 
 
-def grid_in_crs(grid: Grid, crs: str) -> Grid:
+def grid_in_crs(grid: Grid, crs: str, res: float | None = None) -> Grid:
     """The grid that covers ``grid`` in ``crs`` at about its resolution: GDAL's default warp
     grid (as ``gdalwarp -t_srs`` chooses it), except that a geographic ``crs`` from a projected
     grid gets the grid's spacing in metres on each axis at the centre latitude (square degree
-    pixels would be several times coarser in latitude at high latitudes).
+    pixels would be several times coarser in latitude at high latitudes). ``res`` (units of
+    ``crs``: metres, or degrees) sets square pixels of that size instead.
 
     Raises
     ------
@@ -155,7 +156,11 @@ def grid_in_crs(grid: Grid, crs: str) -> Grid:
     except CRSError as e:
         raise UserError(f"--out-crs: not a coordinate reference system ({e})") from None
     resolution = None
-    if dst.is_geographic and not grid.crs.is_geographic:
+    if res is not None:
+        if not res > 0:
+            raise UserError(f"--out-res: must be > 0, got {res}")
+        resolution = (float(res), float(res))
+    elif dst.is_geographic and not grid.crs.is_geographic:
         lat = grid.bounds_lonlat()
         phi = np.radians((lat[1] + lat[3]) / 2)
         metres = min(abs(grid.res[0]), abs(grid.res[1]))
@@ -364,3 +369,52 @@ class TiledWriter:
                 os.unlink(self._tmp)
             self._env.__exit__(exc_type, exc, tb)
         return False
+
+
+def vectors_to_crs(vx: np.ndarray, vy: np.ndarray, grid: Grid, crs) -> tuple[np.ndarray, np.ndarray]:
+    """Re-express vectors given along ``grid``'s axes (x east, y north, in grid metres) along
+    the axes of ``crs`` in ground metres, at each pixel of ``grid``.
+
+    A projected grid's north is not true north away from its central meridian (meridian
+    convergence), and its metres are not ground metres (point scale factor). Both come from
+    PROJ here, by moving a step north and east at each pixel: the vector is rotated to true
+    east/north and divided by the scale; for a projected ``crs`` it is then rotated onto that
+    CRS's grid axes (still in ground metres). A geographic ``crs`` gets true east/north.
+
+    Examples
+    --------
+    >>> from affine import Affine
+    >>> g = Grid(CRS.from_epsg(32633), Affine(1000, 0, 700000, 0, -1000, 8700000), 1, 1)
+    >>> e, n = vectors_to_crs(np.array([[0.0]]), np.array([[1.0]]), g, "EPSG:4326")
+    >>> bool(e[0, 0] > 0.05), round(float(np.hypot(e, n)[0, 0]), 3)   # grid north points east of true north
+    (True, 1.0)
+    """
+    from pyproj import Geod, Transformer
+
+    dst = CRS.from_user_input(crs)
+    rows, cols = np.indices(grid.shape)
+    x, y = grid.xy(rows.ravel(), cols.ravel())
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    to_ll = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True)
+    lon, lat = to_ll.transform(x, y)
+    step = 0.5 * min(abs(grid.res[0]), abs(grid.res[1]))
+    # True bearing and ground length of a grid step along x and along y.
+    geod = Geod(ellps="WGS84")
+    bear, length = [], []
+    for dx, dy in ((step, 0.0), (0.0, step)):
+        lo2, la2 = to_ll.transform(x + dx, y + dy)
+        az, _, dist = geod.inv(lon, lat, lo2, la2)
+        bear.append(np.radians(az))
+        length.append(dist / step)
+    u, v = np.asarray(vx, float).ravel(), np.asarray(vy, float).ravel()
+    east = u * length[0] * np.sin(bear[0]) + v * length[1] * np.sin(bear[1])
+    north = u * length[0] * np.cos(bear[0]) + v * length[1] * np.cos(bear[1])
+    if not dst.is_geographic:
+        # Bearing of the target grid's north at each point: rotate true east/north onto it.
+        to_dst = Transformer.from_crs("EPSG:4326", dst, always_xy=True)
+        X, Y = to_dst.transform(lon, lat)
+        Xn, Yn = to_dst.transform(lon, np.minimum(lat + 1e-4, 90.0))
+        gamma = np.arctan2(Xn - X, Yn - Y)      # grid bearing of true north
+        c, s = np.cos(gamma), np.sin(gamma)
+        east, north = east * c + north * s, -east * s + north * c
+    return east.reshape(grid.shape), north.reshape(grid.shape)

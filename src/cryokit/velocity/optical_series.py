@@ -15,7 +15,6 @@ import datetime as dt
 import os
 import re
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,9 +25,9 @@ from .. import __version__
 from ..core.console import info, warn
 from ..core.dates import acquisition_times, day_of, days_between, parse_time
 from ..core.errors import UserError
-from ..core.outputs import (check_output_dir, file_digest, remove_listed,
+from ..core.outputs import (check_output_dir, file_digest, remove_listed, remove_stale_products,
                             walk_files, write_marker)
-from ..core.raster import Grid, read_band, read_grid, write_cog
+from ..core.raster import Grid, grid_in_crs, projected_grid, read_band, read_grid, write_cog
 from ..core.records import json_safe, write_json, write_records
 from ..core.robust import nmad
 from . import series
@@ -151,6 +150,7 @@ def _pairs(rule: str, paths, times) -> list[tuple[int, int]]:
 def _stamp(params: TrackParams, options: SeriesOptions, mask, digests) -> dict:
     vo = options.velocity
     return {"params": params.as_dict() | {"threads": None}, "units": vo.units,
+            "out_crs": vo.out_crs, "out_res": vo.out_res,
             "stable_model": vo.stable_model, "stable_values": vo.stable_values,
             "stable_mask": mask and os.path.abspath(mask), "software": __version__,
             "input_digests": digests}
@@ -244,8 +244,8 @@ def _cube(out: Path, ngrid: Grid, names, times_pairs, stacks, units: str, sensor
     variable names."""
     import xarray as xr
 
-    from ..core.cube import xy_coords
     from ..core.atomic import atomic_file
+    from ..core.cube import write_zarr, xy_coords
 
     vx, vy, sigma = stacks
     t1 = np.array([np.datetime64(_as_dt(a), "s") for a, _ in times_pairs])
@@ -255,10 +255,13 @@ def _cube(out: Path, ngrid: Grid, names, times_pairs, stacks, units: str, sensor
     order = np.argsort(mid, kind="stable")
     xy = xy_coords(ngrid)
     epsg = ngrid.crs.to_epsg() if ngrid.crs is not None else None
-    mapping = {"grid_mapping_name": "transverse_mercator" if epsg and 32601 <= epsg <= 32760
-               else "unknown", "spatial_epsg": epsg or 0, "crs_wkt": ngrid.crs.to_wkt(),
-               "spatial_ref": ngrid.crs.to_wkt(),
-               "GeoTransform": " ".join(str(v) for v in ngrid.transform.to_gdal())}
+    from pyproj import CRS as ProjCRS
+
+    # CF grid-mapping attributes from PROJ, plus what ITS_LIVE and GDAL read.
+    mapping = {k: v for k, v in ProjCRS.from_wkt(ngrid.crs.to_wkt()).to_cf().items()
+               if isinstance(v, (str, int, float))}
+    mapping.update(spatial_epsg=epsg or 0, spatial_ref=ngrid.crs.to_wkt(),
+                   GeoTransform=" ".join(str(v) for v in ngrid.transform.to_gdal()))
     gm = {"grid_mapping": "mapping"}
 
     def var(a, desc, std=None):
@@ -285,17 +288,7 @@ def _cube(out: Path, ngrid: Grid, names, times_pairs, stacks, units: str, sensor
         attrs={"Conventions": "CF-1.8", "title": "glacier velocity cube (ITS_LIVE layout)",
                "software": f"cryokit {__version__}", "sign_convention": CONVENTION,
                "time_reference": "UTC"})
-    chunks = {"mid_date": len(names), "y": min(32, ngrid.height), "x": min(32, ngrid.width)}
-    zpath = out / "velocity_cube.zarr"
-    tmp = Path(tempfile.mkdtemp(prefix=".velocity_cube.zarr.tmp-", dir=out))
-    try:
-        enc = {k: {"chunks": tuple(chunks[d] for d in ds[k].dims)} for k in ("vx", "vy", "v", "v_error")}
-        ds.to_zarr(tmp / "c.zarr", mode="w", encoding=enc, zarr_format=2, consolidated=True)
-        if zpath.exists():
-            shutil.rmtree(zpath)
-        os.replace(tmp / "c.zarr", zpath)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    write_zarr(ds, out / "velocity_cube.zarr", {"mid_date": len(names), "y": 32, "x": 32})
     nc_enc = {k: {"zlib": True, "complevel": 4} for k in ("vx", "vy", "v", "v_error")}
     for k in ("mid_date", "acquisition_date_img1", "acquisition_date_img2"):
         nc_enc[k] = {"units": "days since 1970-01-01 00:00:00", "dtype": "float64"}
@@ -344,11 +337,15 @@ def make_velocity_series(images: list[str], outdir: str, params: TrackParams = T
             series.period_bins(mids, options.period)
         except ValueError as e:
             raise UserError(f"--period: {e}") from None
+    grid = projected_grid(grid)    # where the pairs are tracked (UTM for geographic images)
     nodes = NodeGrid.of(grid.shape, params)
     if min(nodes.shape) < 1:
         raise UserError(f"images of {grid.width} x {grid.height} px are smaller than one step",
                         paths[0])
     ngrid = nodes.georeferenced(grid)
+    vo = options.velocity
+    if vo.out_crs:                 # every pair is written on this grid too
+        ngrid = grid_in_crs(ngrid, vo.out_crs, vo.out_res)
     stable = None
     if stable_mask:
         from ..core.vector import load_mask  # geopandas is imported only when a mask is used
@@ -401,6 +398,7 @@ def make_velocity_series(images: list[str], outdir: str, params: TrackParams = T
                                 weighted, stable)
             periods.append({"period": label, "start": a.isoformat(), "end": b.isoformat(),
                             "pairs": [names[k] for k in sel], **rec})
+    remove_stale_products(out, "velocity_*.tif", [p["file"] for p in periods])
     mean = _mean_product(out / "mean_velocity.tif", stacks, ngrid, units,
                          base_tags | {"pairs": " ".join(names)}, weighted, stable)
     sensors = [(_sensor(paths[i]), _sensor(paths[j])) for i, j in ok]

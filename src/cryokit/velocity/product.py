@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,8 @@ from ..core.dates import days_between, pair_dates
 from ..core.errors import UserError
 from ..core.records import write_json, write_records
 from ..core.quicklook import vector_quicklook
-from ..core.raster import Grid, open_raster, read_grid, reproject_band, write_cog
+from ..core.raster import (Grid, grid_in_crs, open_raster, projected_grid, read_grid,
+                           reproject_band, vectors_to_crs, warp_array, write_cog)
 from . import errors, stable
 from .track import (NodeField, NodeGrid, TrackParams, clean_field, match_window, search_centres,
                     window_margin)
@@ -51,6 +52,8 @@ class VelocityOptions:
     place: str | None = None
     licence: str = "CC-BY-4.0"
     stable_values: tuple[int, ...] | None = None   # classes of a raster stable mask that are stable
+    out_crs: str | None = None   # CRS of the output rasters (None: the tracking grid's)
+    out_res: float | None = None  # their pixel size in out_crs units (None: about the node spacing)
 
 
 # ----------------------------------------------------------------------------- reading
@@ -102,7 +105,7 @@ def _decimated(path: str, grid: Grid, factor: int, warp: Grid | None) -> np.ndar
 
 def match_tile(tile: tuple[slice, slice], *, ref: str, sec: str, warp: Grid | None,
                params: TrackParams, centre_dy: np.ndarray, centre_dx: np.ndarray,
-               search: int) -> tuple[np.ndarray, ...]:
+               search: int, ref_warp: Grid | None = None) -> tuple[np.ndarray, ...]:
     """Match the nodes of one tile, reading only the windows of REF and SEC they need."""
     rs, cs = tile
     R, C = NodeGrid((rs.stop * params.step, cs.stop * params.step), params.step,
@@ -114,7 +117,7 @@ def match_tile(tile: tuple[slice, slice], *, ref: str, sec: str, warp: Grid | No
     bottom = int(max(R.max(), (R + cy).max() + search)) + params.chip + m
     right = int(max(C.max(), (C + cx).max() + search)) + params.chip + m
     win = Window(left, top, right - left, bottom - top)
-    with _open_on(ref, None) as ds:
+    with _open_on(ref, ref_warp) as ds:
         a = _read(ds, win)
     with _open_on(sec, warp) as ds:
         b = _read(ds, win)
@@ -138,20 +141,22 @@ def _assemble(tiles, results, shape: tuple[int, int]) -> NodeField:
 
 # ----------------------------------------------------------------------------- checks
 
-def _check_grids(ref: str, sec: str, resample: bool) -> tuple[Grid, Grid | None]:
+def _check_grids(ref: str, sec: str, resample: bool) -> tuple[Grid, Grid | None, Grid | None]:
+    """The tracking grid, and the grids REF and SEC are warped onto (None: read as they are).
+
+    Geographic images (degrees) are tracked on their UTM zone in whole metres
+    (:func:`~cryokit.core.raster.projected_grid`), both warped there bilinearly."""
     g_ref, g_sec = read_grid(ref), read_grid(sec)
     if g_ref.crs is None:
         raise UserError("has no coordinate reference system", ref)
-    if g_ref.crs.is_geographic:
-        raise UserError("is in geographic coordinates (degrees); velocity needs a projected "
-                        "CRS in metres (reproject it, e.g. to UTM)", ref)
     why = g_ref.mismatch(g_sec)
-    if why is None:
-        return g_ref, None
-    if not resample:
+    if why is not None and not resample:
         raise UserError(f"is not on the grid of the reference image ({why}); "
                         "use --resample to put it on REF's grid", sec)
-    return g_ref, g_ref
+    if g_ref.crs.is_geographic:
+        grid = projected_grid(g_ref)
+        return grid, grid, grid
+    return g_ref, (None if why is None else g_ref), None
 
 
 def _prior_offsets(path: str, ngrid: Grid, grid: Grid, dt_days: float) -> tuple[np.ndarray, ...]:
@@ -191,7 +196,7 @@ def make_velocity(ref: str, sec: str, outdir: str, params: TrackParams = TrackPa
     t0 = time.perf_counter()
     if options.units not in UNITS:
         raise UserError(f"unknown units {options.units!r}; use m/d or m/yr")
-    grid, warp = _check_grids(ref, sec, options.resample)
+    grid, warp, ref_warp = _check_grids(ref, sec, options.resample)
     d1, d2 = pair_dates(ref, sec, dates)
     dt_days = days_between(d1, d2)
     nodes = NodeGrid.of(grid.shape, params)
@@ -206,7 +211,7 @@ def make_velocity(ref: str, sec: str, outdir: str, params: TrackParams = TrackPa
         node_stable = load_mask(stable_mask, ngrid, options.stable_values)
 
     f = params.coarse_factor
-    small = (_decimated(ref, grid, f, None), _decimated(sec, grid, f, warp))
+    small = (_decimated(ref, grid, f, ref_warp), _decimated(sec, grid, f, warp))
     for img, path in zip(small, (ref, sec)):
         if not np.isfinite(img).any():
             raise UserError("all pixels are nodata" if path == ref or warp is None else
@@ -228,7 +233,7 @@ def make_velocity(ref: str, sec: str, outdir: str, params: TrackParams = TrackPa
         match_tile, tiles, workers=options.workers, scheduler=options.scheduler,
         progress=options.progress, description="matching tiles",
         shared=dict(ref=ref, sec=sec, warp=warp, params=params, centre_dy=cy, centre_dx=cx,
-                    search=search))
+                    search=search, ref_warp=ref_warp))
     field = _assemble(tiles, results, (ny, nx))
     times["match_s"] = time.perf_counter() - t
 
@@ -249,12 +254,37 @@ def make_velocity(ref: str, sec: str, outdir: str, params: TrackParams = TrackPa
         nx_, ny_ = (abs(ta.a) * fit["nmad_px"][0] * scale, abs(ta.e) * fit["nmad_px"][1] * scale)
         ex, ey = errors.node_errors(field.peak, node_stable, (nx_, ny_))
         v_error = errors.speed_error(vx, vy, ex, ey).astype(np.float32)
+    ogrid = ngrid
+    if options.out_crs:
+        ogrid = grid_in_crs(ngrid, options.out_crs, options.out_res)
+        # Components along the output CRS's axes in ground metres (true east/north when it is
+        # geographic), then every layer warped onto its grid.
+        ve, vn = vectors_to_crs(vx, vy, ngrid, ogrid.crs)
+        k = np.hypot(ve, vn) / np.where(speed > 0, speed, np.nan)
+        speed = np.hypot(ve, vn)
+        if v_error is not None:
+            v_error = v_error * np.where(np.isfinite(k), k, 1.0)
+        valid = field.valid
+        vx, vy, speed, v_error, snr = (
+            None if a is None else warp_array(np.where(valid, a, np.nan), ngrid, ogrid)
+            for a in (ve, vn, speed, v_error, field.snr))
+        # Nodes valid after the warp: the warp interpolates between valid nodes only.
+        field = replace(field, snr=snr, valid=np.isfinite(vx), filled=None)
     times["filter_s"] = time.perf_counter() - t
 
     report = _report(ref, sec, d1, d2, params, options, grid, ngrid, field, fit, stable_mask,
                      prior, search, scale, times)
+    if ref_warp is not None:
+        report["tracking_grid"] = {"crs": grid.crs.to_string(), "res_m": list(grid.res),
+                                   "note": "geographic inputs warped (bilinear) to their UTM zone"}
+    if ogrid is not ngrid:
+        report["output_grid"] = {"crs": ogrid.crs.to_string(), "res": list(ogrid.res),
+                                 "rows": ogrid.height, "cols": ogrid.width,
+                                 "components": "vx, vy along the output CRS's east and north "
+                                 "axes (true east/north for a geographic CRS), ground metres "
+                                 "per time unit"}
     t = time.perf_counter()
-    _write(outdir, ref, sec, d1, d2, grid, ngrid, vx, vy, speed, v_error, field, small[0],
+    _write(outdir, ref, sec, d1, d2, grid, ogrid, vx, vy, speed, v_error, field, small[0],
            report, options)
     report["timings_s"]["write_s"] = time.perf_counter() - t
     return report
@@ -302,7 +332,12 @@ def _write(outdir, ref, sec, d1, d2, grid, ngrid, vx, vy, speed, v_error, field,
             "units": units, "sign_convention": CONVENTION,
             "reference_image": os.path.basename(ref), "secondary_image": os.path.basename(sec),
             "software": report["software"]}
+    if "output_grid" in report:
+        tags["components"] = report["output_grid"]["components"]
     valid = field.valid
+    b = grid.bounds
+    if ngrid.crs != grid.crs:      # --out-crs: the quick-look on the output grid, no image
+        background, b = None, ngrid.bounds
     with staged_dir(outdir, "velocity") as stage:
         for name, arr, desc in (("vx", vx, f"velocity easting component ({units})"),
                                 ("vy", vy, f"velocity northing component ({units})"),
@@ -320,7 +355,6 @@ def _write(outdir, ref, sec, d1, d2, grid, ngrid, vx, vy, speed, v_error, field,
             write_cog(stage / "filled.tif", field.filled.astype("uint8"), ngrid, nodata=None,
                       descriptions=["1 = node filled from neighbours"], units="1", tags=tags)
         write_json(stage / "report.json", report)
-        b = grid.bounds
         sg = report["stable_ground"]
         err = (f"stable-ground NMAD {sg['nmad_units'][0]:.3g} (x), {sg['nmad_units'][1]:.3g} (y) "
                f"{units} over {sg['n_nodes']} nodes" if sg else "no stable ground given: error "

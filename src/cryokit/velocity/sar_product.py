@@ -25,8 +25,9 @@ from rasterio.enums import Resampling
 from .. import __version__
 from ..core import parallel
 from ..core.atomic import remove_stale_temps
-from ..core.outputs import check_output_dir, file_digest, read_marker, remove_listed, write_marker
-from ..core.cube import GRID_MAPPING, spatial_ref, write_cube, xy_coords
+from ..core.outputs import (check_output_dir, file_digest, read_marker, remove_listed,
+                            remove_stale_products, write_marker)
+from ..core.cube import GRID_MAPPING, spatial_ref, write_cube, write_zarr, xy_coords
 from ..core.dates import acquisition_times, day_of, days_between
 from ..core.errors import UserError
 from ..core.records import write_json, write_records
@@ -61,6 +62,8 @@ class SarOptions:
     stable_values: tuple[int, ...] | None = None   # classes of a raster stable mask that are stable
     offset_model: bool = True      # fit and remove the orbit/terrain offsets on stable ground
     polarisation: str | None = None   # of Sentinel-1 products (None: VV or HH)
+    out_res: float | None = None   # pixel size of the --out-crs grid, in its units
+    period: str | None = None      # one mean velocity per period of the pairs' mid-dates
 
 
 def pair_name(d1: dt.date, d2: dt.date) -> str:
@@ -108,7 +111,7 @@ def _fingerprint(params: TrackParams, options: SarOptions, dem: str | None,
             "dem": dem and os.path.abspath(dem), "stable_mask": mask and os.path.abspath(mask),
             "terrain_heights": "lk-effective", "software": __version__,
             "offset_model": options.offset_model, "input_units": options.input_units,
-            "out_crs": options.out_crs}
+            "out_crs": options.out_crs, "out_res": options.out_res}
 
 
 def _pair_done(outdir: Path, name: str, digests: list, fingerprint: dict) -> dict | None:
@@ -262,7 +265,13 @@ def make_sar_velocity(images: list[str], outdir: str, dem: str | None,
         raise UserError(f"images of {grid.width} x {grid.height} px give fewer than 3 x 3 "
                         f"nodes at step {params.step}", paths[0])
     ngrid = nodes.georeferenced(grid)
-    ogrid = grid_in_crs(ngrid, options.out_crs) if options.out_crs else ngrid
+    ogrid = grid_in_crs(ngrid, options.out_crs, options.out_res) if options.out_crs else ngrid
+    if options.period:
+        mids = [dates[i] + (dates[j] - dates[i]) / 2 for i, j in pairs]
+        try:
+            series.period_bins(mids, options.period)
+        except ValueError as e:
+            raise UserError(f"--period: {e}") from None
     dem_px = None
     if dem is not None:
         dem_px = reproject_band(dem, grid, resampling=Resampling.bilinear)
@@ -390,6 +399,29 @@ def _stack(out: Path, paths, dates, pairs, done, grid, ngrid, options, mask, dem
               tags=tags | span,
               descriptions=[f"mean speed ({units})", f"mean range velocity ({units})",
                             f"mean azimuth velocity ({units})", "pairs used"])
+    periods = []
+    if options.period and ok:
+        bins = series.period_bins([dates[i] + (dates[j] - dates[i]) / 2 for i, j in ok],
+                                  options.period)
+        for label in dict.fromkeys(b[0] for b in bins):
+            sel = np.array([b[0] == label for b in bins])
+            pr, pn = series.mean_velocity(rng[sel], dt_days[sel], sig[sel])
+            pa, _ = series.mean_velocity(az[sel], dt_days[sel], sig[sel])
+            pr, pa = pr * scale, pa * scale
+            first = bins[int(np.argmax(sel))]
+            name = f"velocity_{label}.tif"
+            write_cog(out / name, [np.hypot(pr, pa).astype(np.float32), pr.astype(np.float32),
+                                   pa.astype(np.float32), pn.astype(np.float32)], ngrid,
+                      units=[units, units, units, "1"],
+                      tags=tags | {"period": label, "period_start": first[1].isoformat(),
+                                   "period_end": first[2].isoformat(), "units": units},
+                      descriptions=[f"mean speed ({units})", f"mean range velocity ({units})",
+                                    f"mean azimuth velocity ({units})", "pairs used"])
+            periods.append({"period": label, "file": name, "start": first[1].isoformat(),
+                            "end": first[2].isoformat(),
+                            "pairs": [n for n, s in zip(names, sel) if s],
+                            "speed_p50": _median(np.hypot(pr, pa))})
+    remove_stale_products(out, "velocity_*.tif", [p["file"] for p in periods])
     _cube(out / "velocity_cube.nc", ngrid, dates, ok, rng, az, dt_days, cum_r, cum_a,
           vr, va, speed, units, scale, options)
     bg = (read_band(paths[0], out_shape=shape) if ngrid.crs == grid.crs
@@ -413,10 +445,16 @@ def _stack(out: Path, paths, dates, pairs, done, grid, ngrid, options, mask, dem
         "pairs": [{k: v for k, v in done[p].items() if k != "fingerprint"} for p in ok],
         "n_pairs": len(pairs), "n_pairs_ok": len(ok),
         "stable_nmad_px_median": (np.median(stable_nmad, axis=0).tolist() if ok else None),
+        "periods": periods,
         "mean_velocity": {"valid_fraction": float(np.isfinite(speed).mean()),
                           "speed_p50": float(np.nanmedian(speed)) if np.isfinite(speed).any()
                           else None},
     }
+
+
+def _median(a) -> float | None:
+    a = a[np.isfinite(a)]
+    return float(np.median(a)) if a.size else None
 
 
 def _directions(heading: float | None) -> dict:
@@ -471,6 +509,8 @@ def _cube(path, ngrid, dates, pairs, rng, az, dt_days, cum_r, cum_a, vr, va, spe
                else options.heading,
                "source": f"cryokit {__version__}"})
     write_cube(ds, path, since=day_of(dates[0]))
+    write_zarr(ds, Path(path).with_suffix(".zarr"), {"time": len(pairs), "date": len(dates),
+                                                     "y": 32, "x": 32})
 
 
 def _records(out: Path, report: dict, dates, ngrid: Grid, options: SarOptions) -> None:
