@@ -290,7 +290,7 @@ def test_periods_zarr_and_wgs84_against_truth(small, tmp_path):
     # EPSG:4326 here (bilinear, as the product warps its node grid).
     nodes = (192 // 16, 192 // 16)
     tr, _ = truth_at_nodes(*s.corrected(0, 1), nodes, 16, 64)
-    ngrid = Grid(s.grid.crs, s.grid.transform * Affine.scale(16), *nodes[::-1])
+    ngrid = Grid(s.grid.crs, s.grid.transform @ Affine.scale(16), *nodes[::-1])
     pr = rep["pairs"][0]["pair"]
     with rasterio.open(out / "pairs" / f"{pr}.real.tif") as ds:
         got, transform, shape = ds.read(1), ds.transform, ds.shape

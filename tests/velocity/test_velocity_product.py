@@ -275,7 +275,7 @@ def test_wgs84_output_against_truth(synth_files, tmp_path):
         vn = ds.read(1)
     nshape = (384 // 16, 384 // 16)
     te, tn = _true_east_north(pair, nshape)
-    ngrid = Grid(pair.grid.crs, pair.grid.transform * Affine.scale(16), *nshape[::-1])
+    ngrid = Grid(pair.grid.crs, pair.grid.transform @ Affine.scale(16), *nshape[::-1])
     truth = []
     for a in (te, tn):
         dst = np.full(shape, np.nan, np.float32)

@@ -30,7 +30,7 @@ from ..core.outputs import (check_output_dir, file_digest, remove_listed, remove
 from ..core.raster import Grid, grid_in_crs, projected_grid, read_band, read_grid, write_cog
 from ..core.records import json_safe, write_json, write_records
 from ..core.robust import nmad
-from . import series
+from . import landsat, series
 from .product import CONVENTION, UNITS, VelocityOptions, make_velocity
 from .track import NodeGrid, TrackParams
 
@@ -75,7 +75,8 @@ def _inputs(images: list[str], dates: tuple[str, ...] | None) -> tuple[list[str]
         if len({type(t) for t in times}) > 1:
             times = [day_of(t) for t in times]
     else:
-        times = acquisition_times(images)
+        scene_times = [landsat.image_time(p) for p in images]
+        times = scene_times if all(scene_times) else acquisition_times(images)
     grid = None
     for path, t in zip(images, times):
         g = read_grid(path)
@@ -313,6 +314,18 @@ def _sensor(path: str) -> str:
 
 # ----------------------------------------------------------------------------- the series
 
+def _open_output(out: Path, inputs, stable_mask, options: SeriesOptions) -> dict | None:
+    """Check the output folder, start afresh with --overwrite, mark it ours; return the
+    earlier marker (None: a new output)."""
+    marker = check_output_dir(out, COMMAND, inputs=(*inputs, stable_mask), resume=True,
+                              overwrite=options.overwrite)
+    if marker is not None and options.overwrite:
+        remove_listed(out, set(marker.get("files", [])) | set(walk_files(out / "pairs")))
+    out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, COMMAND, files=walk_files(out))
+    return marker
+
+
 def make_velocity_series(images: list[str], outdir: str, params: TrackParams = TrackParams(), *,
                          stable_mask: str | None = None,
                          options: SeriesOptions = SeriesOptions()) -> dict:
@@ -326,8 +339,29 @@ def make_velocity_series(images: list[str], outdir: str, params: TrackParams = T
     units = options.velocity.units
     if units not in UNITS:
         raise UserError(f"unknown units {units!r}; use m/d or m/yr")
-    images = [os.fspath(p) for p in images]
-    paths, times, grid = _inputs(images, options.dates)
+    images = given = [os.fspath(p) for p in images]
+    out = Path(outdir)
+    scenes, marker = [], None
+    if any(landsat.is_mtl(p) for p in images):
+        for p in images:
+            if landsat.is_mtl(p):
+                landsat.scene(p)          # checked before anything is written
+        marker = _open_output(out, images, stable_mask, options)
+        dated = [(landsat.image_time(p), p) for p in images] if options.dates is None else None
+        try:
+            images, scenes = landsat.prepare(images, out / "inputs")
+        except Exception:
+            if marker is None:
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+        if dated is not None and all(t for t, _ in dated):
+            options = replace(options, dates=tuple(t.isoformat() for t, _ in dated))
+    try:
+        paths, times, grid = _inputs(images, options.dates)
+    except UserError:
+        if scenes and marker is None:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     pairs = _pairs(options.pairs, paths, times)
     if not pairs:
         raise UserError(f"no pair of images within the --pairs rule {options.pairs!r}")
@@ -351,13 +385,9 @@ def make_velocity_series(images: list[str], outdir: str, params: TrackParams = T
         from ..core.vector import load_mask  # geopandas is imported only when a mask is used
         stable = load_mask(stable_mask, ngrid, options.velocity.stable_values)
 
-    out = Path(outdir)
-    marker = check_output_dir(out, COMMAND, inputs=(*paths, stable_mask), resume=True,
-                              overwrite=options.overwrite)
-    if marker is not None and options.overwrite:
-        remove_listed(out, set(marker.get("files", [])) | set(walk_files(out / "pairs")))
+    if not scenes:
+        marker = _open_output(out, given, stable_mask, options)
     (out / "pairs").mkdir(parents=True, exist_ok=True)
-    write_marker(out, COMMAND, files=walk_files(out))
     digests = {p: file_digest(p) for p in paths}
     if stable_mask:
         digests[stable_mask] = file_digest(stable_mask)
@@ -417,7 +447,7 @@ def make_velocity_series(images: list[str], outdir: str, params: TrackParams = T
         "weighting": ("1 / v_error^2 per pixel (each pair's error layer), pair values over 3 "
                       "spreads from the pixel median left out" if weighted else
                       "equal weights: no pair has an error layer (give --stable-mask)"),
-        "cube": cube_files, "failures": failures, "computed": computed, "skipped": kept,
+        "cube": cube_files, "failures": failures, **({"landsat": scenes} if scenes else {}), "computed": computed, "skipped": kept,
         "node_grid": {"rows": ngrid.height, "cols": ngrid.width,
                       "spacing_m": [ngrid.res[0], ngrid.res[1]]},
         "timings_s": {"pairs": round(t_pairs, 3), "total": round(time.perf_counter() - t0, 3)},

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,7 +31,7 @@ from ..core.records import write_json, write_records
 from ..core.quicklook import vector_quicklook
 from ..core.raster import (Grid, grid_in_crs, open_raster, projected_grid, read_grid,
                            reproject_band, vectors_to_crs, warp_array, write_cog)
-from . import errors, stable
+from . import errors, landsat, stable
 from .track import (NodeField, NodeGrid, TrackParams, clean_field, match_window, search_centres,
                     window_margin)
 
@@ -192,11 +194,33 @@ def make_velocity(ref: str, sec: str, outdir: str, params: TrackParams = TrackPa
     directory and moved into ``outdir`` only when complete.
     """
     ref, sec = os.fspath(ref), os.fspath(sec)
-    times = {}
-    t0 = time.perf_counter()
     if options.units not in UNITS:
         raise UserError(f"unknown units {options.units!r}; use m/d or m/yr")
+    if not (landsat.is_mtl(ref) or landsat.is_mtl(sec)):
+        return _make_velocity(ref, sec, outdir, params, dates, stable_mask, prior, options)
+    # Landsat scenes: their masked pan bands in a scratch folder beside OUTDIR, for this run.
+    out = Path(outdir).absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix=f".{out.name}.cryokit-scratch-", dir=out.parent)
+    try:
+        if dates is None and all(landsat.image_time(p) for p in (ref, sec)):
+            dates = tuple(landsat.image_time(p).isoformat() for p in (ref, sec))
+        (ref, sec), scenes = landsat.prepare([ref, sec], scratch)
+        rep = _make_velocity(ref, sec, outdir, params, dates, stable_mask, prior, options,
+                             scenes=scenes)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return rep
+
+
+def _make_velocity(ref, sec, outdir, params, dates, stable_mask, prior, options,
+                   scenes=None) -> dict:
+    times = {}
+    t0 = time.perf_counter()
     grid, warp, ref_warp = _check_grids(ref, sec, options.resample)
+    if dates is None and all(landsat.image_time(p) for p in (ref, sec)):
+        # Landsat scenes (or crops with their MTL beside them): the scene-centre time
+        dates = tuple(landsat.image_time(p).isoformat() for p in (ref, sec))
     d1, d2 = pair_dates(ref, sec, dates)
     dt_days = days_between(d1, d2)
     nodes = NodeGrid.of(grid.shape, params)
@@ -274,6 +298,8 @@ def make_velocity(ref: str, sec: str, outdir: str, params: TrackParams = TrackPa
 
     report = _report(ref, sec, d1, d2, params, options, grid, ngrid, field, fit, stable_mask,
                      prior, search, scale, times)
+    if scenes:
+        report["landsat"] = scenes
     if ref_warp is not None:
         report["tracking_grid"] = {"crs": grid.crs.to_string(), "res_m": list(grid.res),
                                    "note": "geographic inputs warped (bilinear) to their UTM zone"}
