@@ -30,7 +30,7 @@ from ..core.outputs import (check_output_dir, file_digest, remove_listed, remove
 from ..core.raster import Grid, grid_in_crs, projected_grid, read_band, read_grid, write_cog
 from ..core.records import json_safe, write_json, write_records
 from ..core.robust import nmad
-from . import landsat, series
+from . import landsat, quality, series
 from .product import CONVENTION, UNITS, VelocityOptions, make_velocity
 from .track import NodeGrid, TrackParams
 
@@ -218,6 +218,10 @@ def _mean_product(path: Path, stack, ngrid: Grid, units: str, tags: dict, weight
                             "pairs used (count)"],
               units=[units, units, units, units, "1"], tags=tags)
     out = {"file": path.name, "valid_fraction": float(np.isfinite(v).mean()),
+           "quality_metrics": quality.glaft_metrics(
+               mx, my, stable, None if stable is None else ~stable, abs(ngrid.res[0]),
+               abs(ngrid.res[1]), units) if stable is not None and not ngrid.crs.is_geographic
+           else None,
            "speed_p50": _finite_pct(v, 50), "speed_p95": _finite_pct(v, 95),
            "pairs_per_pixel_max": int(count.max(initial=0))}
     if stable is not None:

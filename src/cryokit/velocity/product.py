@@ -31,7 +31,7 @@ from ..core.records import write_json, write_records
 from ..core.quicklook import vector_quicklook
 from ..core.raster import (Grid, grid_in_crs, open_raster, projected_grid, read_grid,
                            reproject_band, vectors_to_crs, warp_array, write_cog)
-from . import errors, landsat, stable
+from . import errors, landsat, quality, stable
 from .track import (NodeField, NodeGrid, TrackParams, clean_field, match_window, search_centres,
                     window_margin)
 
@@ -278,6 +278,13 @@ def _make_velocity(ref, sec, outdir, params, dates, stable_mask, prior, options,
         nx_, ny_ = (abs(ta.a) * fit["nmad_px"][0] * scale, abs(ta.e) * fit["nmad_px"][1] * scale)
         ex, ey = errors.node_errors(field.peak, node_stable, (nx_, ny_))
         v_error = errors.speed_error(vx, vy, ex, ey).astype(np.float32)
+    glaft = None
+    if node_stable is not None:
+        ok = field.valid
+        glaft = quality.glaft_metrics(np.where(ok, vx, np.nan), np.where(ok, vy, np.nan),
+                                      node_stable, ~node_stable, abs(ngrid.res[0]),
+                                      abs(ngrid.res[1]), options.units)
+        glaft["ice"] = "nodes outside the stable mask"
     ogrid = ngrid
     if options.out_crs:
         ogrid = grid_in_crs(ngrid, options.out_crs, options.out_res)
@@ -300,6 +307,8 @@ def _make_velocity(ref, sec, outdir, params, dates, stable_mask, prior, options,
                      prior, search, scale, times)
     if scenes:
         report["landsat"] = scenes
+    if glaft is not None:
+        report["quality_metrics"] = glaft
     if ref_warp is not None:
         report["tracking_grid"] = {"crs": grid.crs.to_string(), "res_m": list(grid.res),
                                    "note": "geographic inputs warped (bilinear) to their UTM zone"}
@@ -360,6 +369,9 @@ def _write(outdir, ref, sec, d1, d2, grid, ngrid, vx, vy, speed, v_error, field,
             "software": report["software"]}
     if "output_grid" in report:
         tags["components"] = report["output_grid"]["components"]
+        # ITS_LIVE's attribute names for the same conventions
+        tags["motion_coordinates"] = "map" if not ngrid.crs.is_geographic else "east_north"
+        tags["map_scale_corrected"] = "1"
     valid = field.valid
     b = grid.bounds
     if ngrid.crs != grid.crs:      # --out-crs: the quick-look on the output grid, no image
