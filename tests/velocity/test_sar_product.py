@@ -132,11 +132,17 @@ def test_outputs_files_units_and_cube(year):
         assert ds.units[0] == "m/d" and "speed" in ds.descriptions[0]
         assert ds.crs == s.grid.crs
         speed = ds.read(1)
+        assert ds.descriptions[4].startswith("speed error, 1 sigma") and ds.units[4] == "m/d"
+        err = ds.read(5)
     ice = mask_at_nodes(s.glacier, speed.shape, 16, 64)
     stable = mask_at_nodes(s.stable, speed.shape, 16, 64)
     # Mean speed on ice: 0.15 px/d x 20 m = 3 m/d on the centreline; ~0 on rock.
     assert 1.0 < np.nanpercentile(speed[ice], 90) < 3.5
     assert np.nanmedian(speed[stable]) < 0.05
+    # On stable ground the speed is only error: its median (a Rayleigh median, 1.18 sigma per
+    # component) against the stated error.
+    ratio = np.nanmedian(speed[stable]) / np.nanmedian(err[stable])
+    assert 0.4 < ratio < 2.5, ratio
     # Cumulative = sum of consecutive pairs (a chain has a unique least-squares solution).
     last = read_band(out / "cumulative" / f"{s.dates[0]:%Y%m%d}_{s.dates[-1]:%Y%m%d}.real.tif")
     chain = sum(read_band(out / "pairs" / f"{p['pair']}.real.tif") for p in rep["pairs"])

@@ -376,9 +376,9 @@ def _stack(out: Path, paths, dates, pairs, done, grid, ngrid, options, mask, dem
     sig = np.array([max(np.hypot(*done[p]["stable_nmad_m"]), 1e-6) for p in ok])
     cum_r = series.cumulative(rng, ok, len(dates), 1 / sig ** 2)
     cum_a = series.cumulative(az, ok, len(dates), 1 / sig ** 2)
-    vr, nr = series.mean_velocity(rng, dt_days, sig)
+    vr, nr, ve = series.mean_velocity(rng, dt_days, sig, return_error=True)
     va, _ = series.mean_velocity(az, dt_days, sig)
-    vr, va = vr * scale, va * scale
+    vr, va, ve = vr * scale, va * scale, ve * scale
     speed = np.hypot(vr, va)
     units = options.units
     t0, tags = dates[0], {"software": f"cryokit {__version__}", "sign_convention": CONVENTION}
@@ -395,28 +395,30 @@ def _stack(out: Path, paths, dates, pairs, done, grid, ngrid, options, mask, dem
     span = {"date1": dates[0].isoformat(), "date2": dates[-1].isoformat(), "units": units}
     write_cog(out / "mean_velocity.tif",
               [speed.astype(np.float32), vr.astype(np.float32), va.astype(np.float32),
-               nr.astype(np.float32)], ngrid, units=[units, units, units, "1"],
-              tags=tags | span,
+               nr.astype(np.float32), ve.astype(np.float32)], ngrid,
+              units=[units, units, units, "1", units], tags=tags | span,
               descriptions=[f"mean speed ({units})", f"mean range velocity ({units})",
-                            f"mean azimuth velocity ({units})", "pairs used"])
+                            f"mean azimuth velocity ({units})", "pairs used", _error_band(units)])
     periods = []
     if options.period and ok:
         bins = series.period_bins([dates[i] + (dates[j] - dates[i]) / 2 for i, j in ok],
                                   options.period)
         for label in dict.fromkeys(b[0] for b in bins):
             sel = np.array([b[0] == label for b in bins])
-            pr, pn = series.mean_velocity(rng[sel], dt_days[sel], sig[sel])
+            pr, pn, pe = series.mean_velocity(rng[sel], dt_days[sel], sig[sel], return_error=True)
             pa, _ = series.mean_velocity(az[sel], dt_days[sel], sig[sel])
-            pr, pa = pr * scale, pa * scale
+            pr, pa, pe = pr * scale, pa * scale, pe * scale
             first = bins[int(np.argmax(sel))]
             name = f"velocity_{label}.tif"
             write_cog(out / name, [np.hypot(pr, pa).astype(np.float32), pr.astype(np.float32),
-                                   pa.astype(np.float32), pn.astype(np.float32)], ngrid,
-                      units=[units, units, units, "1"],
+                                   pa.astype(np.float32), pn.astype(np.float32),
+                                   pe.astype(np.float32)], ngrid,
+                      units=[units, units, units, "1", units],
                       tags=tags | {"period": label, "period_start": first[1].isoformat(),
                                    "period_end": first[2].isoformat(), "units": units},
                       descriptions=[f"mean speed ({units})", f"mean range velocity ({units})",
-                                    f"mean azimuth velocity ({units})", "pairs used"])
+                                    f"mean azimuth velocity ({units})", "pairs used",
+                                    _error_band(units)])
             periods.append({"period": label, "file": name, "start": first[1].isoformat(),
                             "end": first[2].isoformat(),
                             "pairs": [n for n, s in zip(names, sel) if s],
@@ -450,6 +452,11 @@ def _stack(out: Path, paths, dates, pairs, done, grid, ngrid, options, mask, dem
                           "speed_p50": float(np.nanmedian(speed)) if np.isfinite(speed).any()
                           else None},
     }
+
+
+def _error_band(units: str) -> str:
+    return (f"speed error, 1 sigma ({units}): the pairs' stable-ground NMAD propagated over "
+            "the pairs used")
 
 
 def _median(a) -> float | None:

@@ -96,7 +96,7 @@ def cumulative(pair_disp: np.ndarray, pairs: list[tuple[int, int]], n_dates: int
 
 
 def mean_velocity(pair_disp: np.ndarray, dt_days: np.ndarray, sigma: np.ndarray | None = None,
-                  clip: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+                  clip: float = 3.0, return_error: bool = False) -> tuple[np.ndarray, ...]:
     """Robust, quality-weighted mean velocity over pairs, per node.
 
     Each pair gives a velocity ``d / dt``; its weight is ``1 / (sigma / dt)^2`` with ``sigma``
@@ -106,7 +106,9 @@ def mean_velocity(pair_disp: np.ndarray, dt_days: np.ndarray, sigma: np.ndarray 
 
     Returns
     -------
-    mean (ny, nx) in units of d per day, and the count of pairs used per node.
+    mean (ny, nx) in units of d per day, and the count of pairs used per node; with
+    ``return_error`` also its 1-sigma error, 1 / sqrt(sum of the kept weights) (d per day,
+    independent pairs).
 
     Examples
     --------
@@ -132,6 +134,9 @@ def mean_velocity(pair_disp: np.ndarray, dt_days: np.ndarray, sigma: np.ndarray 
         num = np.where(keep, v, 0.0) * ww
         tot = ww.sum(0)
         mean = np.where(tot > 0, num.sum(0) / np.where(tot > 0, tot, 1), np.nan)
+        err = np.where(tot > 0, 1.0 / np.sqrt(np.where(tot > 0, tot, 1)), np.nan)
+    if return_error:
+        return mean, keep.sum(0), err
     return mean, keep.sum(0)
 
 
