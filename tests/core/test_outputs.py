@@ -303,7 +303,10 @@ def test_interrupted_run_then_rerun_equals_uninterrupted(series, tmp_path, sig):
         assert main(_sar(files, ref)) == 0
     out = tmp_path / "out"
     cmd = [sys.executable, "-c", "from cryokit.cli import run; run()", *_sar(files, out)[1:]]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The default SIGINT action in the child: a dask cluster started by an earlier test can
+    # leave SIGINT ignored in this process, and an ignored SIGINT is inherited.
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t0 = time.time()
     while time.time() - t0 < 120 and proc.poll() is None:
         if [p for p in (out / "pairs").glob("*.json") if not p.name.startswith(".")]:

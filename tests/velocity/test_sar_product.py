@@ -191,7 +191,10 @@ def test_kill_and_resume_equals_uninterrupted(small):
     assert main(_cli(files, ref)) == 0
     out = root / "killed"
     cmd = [sys.executable, "-c", "from cryokit.cli import run; run()", *_cli(files, out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The default SIGINT action in the child: a dask cluster started by an earlier test can
+    # leave SIGINT ignored in this process, and an ignored SIGINT is inherited.
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t0 = time.time()
     def finished_records():     # atomic writes leave hidden temporaries while in flight
         return sorted(p for p in (out / "pairs").glob("*.json") if not p.name.startswith("."))

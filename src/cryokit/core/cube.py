@@ -67,16 +67,20 @@ def write_cube(ds, path: str | os.PathLike, since: dt.date) -> None:
 
 
 def write_zarr(ds, path: str | os.PathLike, chunks: dict | None = None) -> None:
-    """Write the xarray Dataset ``ds`` as a Zarr v3 store at ``path`` (consolidated metadata
-    in its ``zarr.json``): built in a hidden temporary folder beside it, then renamed (an
-    earlier store is replaced whole). Version 3 keeps no hidden files (v2 has ``.zarray``,
-    ``.zattrs``...), so the product's file list holds the whole store.
+    """Write the xarray Dataset ``ds`` as a Zarr v3 store at ``path``: built in a hidden
+    temporary folder beside it, then renamed (an earlier store is replaced whole). Version 3
+    keeps no hidden files (v2 has ``.zarray``, ``.zattrs``...), so the product's file list
+    holds the whole store. Its metadata is consolidated into the root ``zarr.json`` (what
+    ``xarray.open_zarr`` looks for first), which zarr-python writes with a warning that
+    consolidation is not part of the v3 specification yet; the warning is not the user's
+    concern and is silenced here.
 
     ``chunks`` maps dimension names to chunk lengths for the array variables (dimensions not
     named are one chunk), e.g. the whole time axis by small tiles for time-series reads.
     """
     import shutil
     import tempfile
+    import warnings
     from pathlib import Path
 
     path = Path(path)
@@ -86,7 +90,9 @@ def write_zarr(ds, path: str | os.PathLike, chunks: dict | None = None) -> None:
             enc[name] = {"chunks": tuple(min(chunks.get(d, n), n) for d, n in var.sizes.items())}
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
-        ds.to_zarr(tmp / "store", mode="w", encoding=enc, zarr_format=3, consolidated=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Consolidated metadata is currently not")
+            ds.to_zarr(tmp / "store", mode="w", encoding=enc, zarr_format=3, consolidated=True)
         if path.exists():
             old = tmp / "old"
             os.replace(path, old)

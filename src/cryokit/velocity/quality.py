@@ -63,8 +63,8 @@ def static_terrain(vx: np.ndarray, vy: np.ndarray, stable: np.ndarray) -> dict |
     >>> rng = np.random.default_rng(0)
     >>> vx, vy = rng.normal(0, 0.1, (2, 60, 60))
     >>> m = static_terrain(vx, vy, np.ones((60, 60), bool))
-    >>> [round(d / 0.1, 1) for d in m["delta"]]        # 2 sigma
-    [2.0, 2.0]
+    >>> [bool(abs(d / 0.1 - 2) < 0.2) for d in m["delta"]]        # 2 sigma
+    [True, True]
     """
     use = np.asarray(stable, bool) & np.isfinite(vx) & np.isfinite(vy)
     if use.sum() < 10:
