@@ -150,8 +150,15 @@ def test_outputs_files_units_and_cube(year):
 
     import xarray as xr
     with xr.open_dataset(out / "velocity_cube.nc") as ds:
-        assert ds["v_range"].dims == ("time", "y", "x") and ds.sizes["time"] == N - 1
-        assert ds["v_range"].attrs["units"] == "m/d"
+        assert ds["vr"].dims == ("mid_date", "y", "x") and ds.sizes["mid_date"] == N - 1
+        assert ds["vr"].attrs["units"] == "m/d"
+        # ITS_LIVE names: map components from the heading, the pair's error and dates
+        for name in ("vx", "vy", "v", "va", "v_error"):
+            assert ds[name].dims == ("mid_date", "y", "x"), name
+        assert float(ds.date_dt[0]) == 15 and ds.satellite_img1.values[0].startswith("Sentinel-1")
+        assert str(ds.acquisition_date_img1.values[0])[:10] == s.dates[0].isoformat()
+        assert ds["spatial_ref"].attrs["spatial_epsg"] == 32633
+        np.testing.assert_allclose(np.hypot(ds.vx, ds.vy), np.hypot(ds.vr, ds.va), rtol=1e-5)
         assert ds["cumulative_range"].attrs["units"] == "m"
         assert "UTM zone 33N" in ds["spatial_ref"].attrs["crs_wkt"]
         assert float(ds.x[1] - ds.x[0]) == pytest.approx(16 * s.grid.res[0])
@@ -293,8 +300,8 @@ def test_periods_zarr_and_wgs84_against_truth(small, tmp_path):
             assert ds.crs.to_epsg() == 4326 and ds.descriptions[3] == "pairs used"
             assert np.nanmax(ds.read(4)) <= len(p["pairs"])
     with xr.open_zarr(out / "velocity_cube.zarr") as cube:
-        assert cube.v_range.dims == ("time", "y", "x") and cube.sizes["time"] == 5
-        assert cube.v_range.attrs["units"] == "m/d"
+        assert cube.vr.dims == ("mid_date", "y", "x") and cube.sizes["mid_date"] == 5
+        assert cube.vr.attrs["units"] == "m/d"
     # Pair 1: range displacement (m) against the orbit/terrain-corrected truth, warped to
     # EPSG:4326 here (bilinear, as the product warps its node grid).
     nodes = (192 // 16, 192 // 16)

@@ -425,7 +425,7 @@ def _stack(out: Path, paths, dates, pairs, done, grid, ngrid, options, mask, dem
                             "speed_p50": _median(np.hypot(pr, pa))})
     remove_stale_products(out, "velocity_*.tif", [p["file"] for p in periods])
     _cube(out / "velocity_cube.nc", ngrid, dates, ok, rng, az, dt_days, cum_r, cum_a,
-          vr, va, speed, units, scale, options)
+          vr, va, speed, units, scale, options, sig, paths)
     bg = (read_band(paths[0], out_shape=shape) if ngrid.crs == grid.crs
           else reproject_band(paths[0], ngrid))
     vx, vy_down = sar.map_components(vr, va, options.heading)
@@ -477,47 +477,77 @@ def _directions(heading: float | None) -> dict:
 
 
 def _cube(path, ngrid, dates, pairs, rng, az, dt_days, cum_r, cum_a, vr, va, speed, units,
-          scale, options):
-    """velocity_cube.nc: pair velocities (time = pair middle), cumulative series, means."""
+          scale, options, sig, paths):
+    """velocity_cube.nc and .zarr: pair velocities on (mid_date, y, x) with the ITS_LIVE names
+    (``vr``, ``va`` in radar directions; ``vx``, ``vy``, ``v`` on the map when the heading is
+    known; ``v_error`` from the pair's stable-ground NMAD), the cumulative series on
+    (date, y, x), and the means."""
     import xarray as xr
 
-    mid = [np.datetime64(dates[i] + (dates[j] - dates[i]) / 2, "ns") for i, j in pairs]
-    bnds = np.array([[np.datetime64(dates[i], "ns"), np.datetime64(dates[j], "ns")]
-                     for i, j in pairs]).reshape(-1, 2)
+    t1 = np.array([np.datetime64(dates[i], "ns") for i, _ in pairs]).reshape(-1)
+    t2 = np.array([np.datetime64(dates[j], "ns") for _, j in pairs]).reshape(-1)
+    mid = t1 + (t2 - t1) // 2
+    bnds = np.stack([t1, t2], axis=-1).reshape(-1, 2)
     dts = dt_days[:, None, None] if len(pairs) else dt_days
     gm = GRID_MAPPING
+    dims = ("mid_date", "y", "x")
+    v_r = (rng / dts * scale).astype(np.float32)
+    v_a = (az / dts * scale).astype(np.float32)
+    data = {
+        "vr": (dims, v_r, gm | {"units": units, "long_name": "range velocity of the pair",
+                                "description": "positive away from the track"}),
+        "va": (dims, v_a, gm | {"units": units, "long_name": "azimuth velocity of the pair",
+                                "description": "positive along the flight direction"}),
+        "v_error": (dims, np.where(np.isfinite(v_r),
+                                   (np.asarray(sig) / dt_days * scale)[:, None, None]
+                                   if len(pairs) else v_r, np.nan).astype(np.float32),
+                    gm | {"units": units, "long_name": "speed error of the pair, 1 sigma "
+                          "(stable-ground NMAD over the time span)"}),
+        "time_bnds": (("mid_date", "nv"), bnds),
+        "cumulative_range": (("date", "y", "x"), cum_r.astype(np.float32),
+                             gm | {"units": "m", "long_name":
+                                   "range displacement since the first date"}),
+        "cumulative_azimuth": (("date", "y", "x"), cum_a.astype(np.float32),
+                               gm | {"units": "m", "long_name":
+                                     "azimuth displacement since the first date"}),
+        "mean_speed": (("y", "x"), speed.astype(np.float32),
+                       gm | {"units": units, "long_name": "mean speed over all pairs"}),
+        "mean_v_range": (("y", "x"), vr.astype(np.float32), gm | {"units": units}),
+        "mean_v_azimuth": (("y", "x"), va.astype(np.float32), gm | {"units": units}),
+        "spatial_ref": spatial_ref(ngrid),
+    }
+    if options.heading is not None:
+        de, dd = sar.map_components(v_r, v_a, options.heading)
+        data["vx"] = (dims, de.astype(np.float32), gm | {"units": units, "long_name":
+                                                         "velocity towards grid east"})
+        data["vy"] = (dims, (-dd).astype(np.float32), gm | {"units": units, "long_name":
+                                                            "velocity towards grid north"})
+        data["v"] = (dims, np.hypot(de, dd).astype(np.float32),
+                     gm | {"units": units, "long_name": "speed of the pair"})
+    sensor = [f"Sentinel-1{n[2]}" if re.match(r"S1[A-D]_", n) else "unknown"
+              for n in (os.path.basename(p) for p in paths)]
     ds = xr.Dataset(
-        {
-            "v_range": (("time", "y", "x"), (rng / dts * scale).astype(np.float32),
-                        gm | {"units": units, "long_name": "range velocity of the pair"}),
-            "v_azimuth": (("time", "y", "x"), (az / dts * scale).astype(np.float32),
-                          gm | {"units": units, "long_name": "azimuth velocity of the pair"}),
-            "time_bnds": (("time", "nv"), bnds.astype("datetime64[ns]")),
-            "cumulative_range": (("date", "y", "x"), cum_r.astype(np.float32),
-                                 gm | {"units": "m", "long_name":
-                                       "range displacement since the first date"}),
-            "cumulative_azimuth": (("date", "y", "x"), cum_a.astype(np.float32),
-                                   gm | {"units": "m", "long_name":
-                                         "azimuth displacement since the first date"}),
-            "mean_speed": (("y", "x"), speed.astype(np.float32),
-                           gm | {"units": units, "long_name": "mean speed over all pairs"}),
-            "mean_v_range": (("y", "x"), vr.astype(np.float32), gm | {"units": units}),
-            "mean_v_azimuth": (("y", "x"), va.astype(np.float32), gm | {"units": units}),
-            "spatial_ref": spatial_ref(ngrid),
-        },
+        data,
         coords={**xy_coords(ngrid),
-                "time": ("time", np.array(mid, "datetime64[ns]"),
-                         {"long_name": "middle of the pair", "bounds": "time_bnds"}),
+                "mid_date": ("mid_date", mid, {"long_name": "middle of the pair (UTC)",
+                                               "bounds": "time_bnds"}),
+                "date_dt": ("mid_date", dt_days, {"units": "days",
+                                                  "long_name": "time separation of the pair"}),
+                "acquisition_date_img1": ("mid_date", t1),
+                "acquisition_date_img2": ("mid_date", t2),
+                "satellite_img1": ("mid_date", np.array([sensor[i] for i, _ in pairs], str)),
+                "satellite_img2": ("mid_date", np.array([sensor[j] for _, j in pairs], str)),
                 "date": ("date", np.array(dates, "datetime64[ns]"),
-                         {"long_name": "acquisition date"})},
-        attrs={"title": "glacier velocity cube from SAR offset tracking",
+                         {"long_name": "acquisition date (UTC)"})},
+        attrs={"title": "glacier velocity cube from SAR offset tracking (ITS_LIVE names)",
                "Conventions": "CF-1.8", "sign_convention": CONVENTION,
                "heading_deg": "none (radar geometry)" if options.heading is None
                else options.heading,
                "source": f"cryokit {__version__}"})
+    ds["spatial_ref"].attrs["spatial_epsg"] = ngrid.crs.to_epsg() or 0
     write_cube(ds, path, since=day_of(dates[0]))
-    write_zarr(ds, Path(path).with_suffix(".zarr"), {"time": len(pairs), "date": len(dates),
-                                                     "y": 32, "x": 32})
+    write_zarr(ds, Path(path).with_suffix(".zarr"), {"mid_date": len(pairs),
+                                                     "date": len(dates), "y": 32, "x": 32})
 
 
 def _records(out: Path, report: dict, dates, ngrid: Grid, options: SarOptions) -> None:
