@@ -248,8 +248,11 @@ def _true_east_north(pair, shape, step=16, chip=40, node_vectors=None):
     tx, ty = node_vectors or truth_at_nodes(pair.dx, pair.dy, shape, step, chip)
     rows, cols = np.indices(shape)
     t = pair.grid.transform
-    x0, y0 = t * ((cols + 0.5) * step, (rows + 0.5) * step)
-    x1, y1 = t * ((cols + 0.5) * step + tx, (rows + 0.5) * step + ty)
+    def xy(c, r):
+        return t.c + t.a * c + t.b * r, t.f + t.d * c + t.e * r
+
+    x0, y0 = xy((cols + 0.5) * step, (rows + 0.5) * step)
+    x1, y1 = xy((cols + 0.5) * step + tx, (rows + 0.5) * step + ty)
     tr = Transformer.from_crs(pair.grid.crs, "EPSG:4326", always_xy=True)
     (lo0, la0), (lo1, la1) = tr.transform(x0, y0), tr.transform(x1, y1)
     az, _, dist = Geod(ellps="WGS84").inv(lo0, la0, lo1, la1)

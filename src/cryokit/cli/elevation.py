@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -12,18 +13,20 @@ from . import options
 
 
 def dem_change(
-    ref: Path = typer.Argument(..., help="Reference DEM (metres; any GDAL raster, projected CRS)."),
+    ref: Path = typer.Argument(..., help="Reference DEM (heights in metres; any GDAL raster, projected or geographic CRS)."),
     tba: Path = typer.Argument(..., help="DEM to be aligned (other date/source/resolution/CRS)."),
     outdir: Path = options.output_dir("Output folder: new, empty, or an earlier dem-change output (with --overwrite)."),
     ref_date: str = typer.Option(..., "--ref-date", help="Date of REF (YYYY-MM-DD)."),
     tba_date: str = typer.Option(..., "--tba-date", help="Date of TBA (YYYY-MM-DD)."),
     glaciers: Optional[Path] = typer.Option(None, "--glaciers", help="Glacier outlines (any OGR vector format); stable terrain is the rest unless --stable-mask."),
     stable_mask: Optional[Path] = typer.Option(None, "--stable-mask", help="Stable terrain (polygons, or a raster whose non-zero pixels are stable)."),
-    grid: str = typer.Option("coarser", "--grid", help="Common grid: coarser | ref | tba."),
+    grid: str = typer.Option("coarser", "--grid", help="Common grid: coarser | ref | tba (pixel sizes compared in metres). A geographic DEM's grid goes to the UTM zone of REF's centre, in whole metres."),
+    out_crs: Optional[str] = typer.Option(None, "--out-crs", help="CRS of the common grid and every output (projected, e.g. EPSG:32633). Default: the chosen DEM's, or REF's UTM zone for a geographic one."),
+    out_res: Optional[float] = typer.Option(None, "--out-res", help="Pixel size of the common grid in metres. Default: the chosen DEM's."),
     coreg_steps: str = typer.Option("nuth_kaab,vertical_shift", "--coreg", help="Co-registration pipeline, in order: nuth_kaab, vertical_shift, deramp (comma-separated) or none."),
     curvature_bias: bool = typer.Option(True, "--curvature-bias/--no-curvature-bias", help="Remove the dh bias that depends on maximum curvature (resolution difference)."),
     curvature_second: str = typer.Option("min_curvature", "--curvature-second", help="Second variable of the curvature-bias table: min_curvature (default; with maximum curvature it describes the smoothing of a coarser DEM), elevation, or none (maximum curvature only, as xDEM TerrainBias)."),
-    ref_vref: Optional[str] = typer.Option(None, "--ref-vref", help="Vertical reference of REF: ellipsoid, or a geoid undulation grid file (heights above that geoid)."),
+    ref_vref: Optional[str] = typer.Option(None, "--ref-vref", help="Vertical reference of REF: ellipsoid, egm96 (SRTM), egm2008 (Copernicus DEM, FABDEM), navd88, or a geoid undulation grid file. Named geoids use PROJ's grids (us_nga_egm96_15.tif, us_nga_egm08_25.tif, us_noaa_g2018u0.tif) from CRYOKIT_GEOID_DIR or PROJ's data directories."),
     tba_vref: Optional[str] = typer.Option(None, "--tba-vref", help="Vertical reference of TBA (as --ref-vref). Different references are converted to the ellipsoid."),
     id_column: Optional[str] = typer.Option(None, "--id-column", help="Glacier id column of the outlines (default: row number)."),
     name_column: Optional[str] = typer.Option(None, "--name-column", help="Glacier name column of the outlines."),
@@ -55,10 +58,11 @@ def dem_change(
     opts = DemChangeOptions(grid=grid, coreg=parse_coreg(coreg_steps),
                             curvature_bias=curvature_bias, curvature_second=curvature_second,
                             ref_vref=ref_vref, tba_vref=tba_vref, id_column=id_column,
+                            out_crs=out_crs, out_res=out_res,
                             name_column=name_column, place=place, block_rows=block_rows,
                             workers=workers, scheduler=scheduler, progress=True,
                             stable_values=options.parse_codes("--stable-values", stable_values))
-    vref_files = [v for v in (ref_vref, tba_vref) if v and v.lower() != "ellipsoid"]
+    vref_files = [v for v in (ref_vref, tba_vref) if v and os.path.isfile(v)]
     with guarded_dir(outdir, "dem-change", inputs=(ref, tba, glaciers, stable_mask, *vref_files),
                      overwrite=overwrite):
         rep = make_dem_change(str(ref), str(tba), str(outdir), ref_date=ref_date,

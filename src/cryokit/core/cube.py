@@ -84,6 +84,15 @@ def write_zarr(ds, path: str | os.PathLike, chunks: dict | None = None) -> None:
     from pathlib import Path
 
     path = Path(path)
+    # Fixed-width unicode has no Zarr v3 data type yet; variable-length strings do.
+    text = [n for n, v in ds.variables.items() if v.dtype.kind == "U"]
+    if text:
+        ds = ds.copy()
+        for n in text:
+            if n in ds.coords:
+                ds = ds.assign_coords({n: ds[n].astype(object)})
+            else:
+                ds[n] = ds[n].astype(object)
     enc = {}
     for name, var in ds.data_vars.items():
         if var.ndim and chunks:

@@ -24,17 +24,18 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from .. import __version__
 from ..core.dates import parse_date
+from ..core import vdatum
 from ..core.errors import UserError
 from ..core import parallel
 from ..core.parallel import run_tasks
-from ..core.raster import Grid, read_grid
+from ..core.raster import Grid, grid_in_crs, projected_grid, read_grid, utm_crs
 from . import bias, blocks, coreg, uncertainty
 from .outputs import write_outputs
 from .tables import ICE_DENSITY, ICE_DENSITY_ERR, hypsometric_tables
@@ -56,8 +57,10 @@ class DemChangeOptions:
     coreg: tuple[str, ...] = ("nuth_kaab", "vertical_shift")
     curvature_bias: bool = True
     curvature_second: str = "min_curvature"  # min_curvature | elevation | none
-    ref_vref: str | None = None             # "ellipsoid" or a geoid grid file; None = undeclared
+    ref_vref: str | None = None             # ellipsoid, a geoid name (egm96...) or grid file
     tba_vref: str | None = None
+    out_crs: str | None = None              # CRS of the common grid (None: see _target_grid)
+    out_res: float | None = None            # its pixel size in metres
     id_column: str | None = None
     name_column: str | None = None
     place: str | None = None
@@ -86,7 +89,17 @@ def parse_coreg(text: str) -> tuple[str, ...]:
 
 # ----------------------------------------------------------------------------- inputs
 
-def _target_grid(ref: str, tba: str, mode: str) -> tuple[Grid, Grid, Grid]:
+def _metres(g: Grid) -> float:
+    """A grid's pixel size in metres (a geographic grid's at its centre, in its UTM zone)."""
+    return abs(projected_grid(g).res[0]) if g.crs.is_geographic else abs(g.res[0])
+
+
+def _target_grid(ref: str, tba: str, mode: str, out_crs: str | None = None,
+                 out_res: float | None = None) -> tuple[Grid, Grid, Grid]:
+    """The common grid: the coarser (or the named) DEM's, resolutions compared in metres. In
+    ``out_crs`` when given; else in that DEM's CRS when it is projected, and in the UTM zone
+    of the reference's centre when it is geographic (SRTM, Copernicus DEM in degrees), in
+    whole metres. ``out_res`` (metres) sets the pixel size."""
     g_ref, g_tba = read_grid(ref), read_grid(tba)
     for g, p in ((g_ref, ref), (g_tba, tba)):
         if g.crs is None:
@@ -94,24 +107,35 @@ def _target_grid(ref: str, tba: str, mode: str) -> tuple[Grid, Grid, Grid]:
     if mode not in ("coarser", "ref", "tba"):
         raise UserError(f"--grid must be coarser, ref or tba, got {mode!r}")
     if mode == "coarser":
-        mode = "tba" if abs(g_tba.res[0]) > abs(g_ref.res[0]) * 1.001 else "ref"
-    grid = g_ref if mode == "ref" else g_tba
-    if grid.crs.is_geographic:
-        raise UserError("is in geographic coordinates; DEM differencing needs a projected CRS "
-                        "in metres", ref if mode == "ref" else tba)
+        mode = "tba" if _metres(g_tba) > _metres(g_ref) * 1.001 else "ref"
+    chosen = g_ref if mode == "ref" else g_tba
+    if out_res is not None and not out_res > 0:
+        raise UserError(f"--out-res: must be > 0 m, got {out_res}")
+    res = out_res or (round(_metres(chosen)) if chosen.crs.is_geographic else None)
+    if out_crs:
+        grid = grid_in_crs(chosen, out_crs, res)
+        if grid.crs.is_geographic:
+            raise UserError("--out-crs: DEM differencing needs a projected CRS in metres "
+                            "(slopes, curvature and shifts are in metres), got a geographic one")
+    elif chosen.crs.is_geographic:
+        grid = grid_in_crs(chosen, utm_crs(g_ref).to_string(), res)
+    elif res is not None:
+        grid = grid_in_crs(chosen, chosen.crs.to_string(), res)
+    else:
+        grid = chosen
     return grid, g_ref, g_tba
 
 
-def _vertical(ref_z, tba_z, grid, opts: DemChangeOptions, ref, tba) -> tuple:
+def _vertical(ref_z, tba_z, grid, opts: DemChangeOptions, ref, tba, names=(None, None)) -> tuple:
     """Both DEMs on one vertical reference: ``(ref_z, tba_z, label, vrefs)``; ``vrefs`` is
-    ``(ref_vref, tba_vref)`` when they were converted to the ellipsoid (h = H + N)."""
+    ``(ref_vref, tba_vref)`` when they were converted to the ellipsoid (h = H + N). ``names``
+    are the references as the user gave them (for the label)."""
     r, t = opts.ref_vref, opts.tba_vref
-    if r is None or t is None or r == t:
-        return ref_z, tba_z, r or t or "undeclared (both DEMs taken as on the same reference)", None
-    for v, p in ((r, ref), (t, tba)):
-        if v != "ellipsoid" and not os.path.exists(v):
-            raise UserError(f"vertical reference of {os.path.basename(p)} is neither "
-                            "'ellipsoid' nor an existing geoid grid file", v)
+    nr, nt = (names[0] or r), (names[1] or t)
+    if r is None or t is None:
+        return ref_z, tba_z, "undeclared (both DEMs taken as on the same reference)", None
+    if r == t:
+        return ref_z, tba_z, f"{vdatum.describe(nr)} (both DEMs)", None
     out = []
     for z, v, p in ((ref_z, r, ref), (tba_z, t, tba)):
         n = blocks.geoid_on(v, grid)
@@ -120,7 +144,8 @@ def _vertical(ref_z, tba_z, grid, opts: DemChangeOptions, ref, tba) -> tuple:
                 raise UserError(f"geoid grid does not cover the DEM {os.path.basename(p)}", v)
             z = z + n
         out.append(z)
-    return out[0], out[1], "ellipsoid (converted)", (r, t)
+    return out[0], out[1], (f"WGS84 ellipsoid (converted: REF from {vdatum.describe(nr)}, "
+                            f"TBA from {vdatum.describe(nt)})"), (r, t)
 
 
 def _glacier_labels(path: str, grid: Grid, id_column, name_column):
@@ -166,6 +191,7 @@ class DemPair:
     g_tba: Grid
     glaciers: str | None = None
     stable_mask: str | None = None
+    vref_names: tuple = (None, None)   # the vertical references as the user named them
 
     @property
     def years(self) -> float:
@@ -213,16 +239,18 @@ def make_dem_change(ref: str, tba: str, outdir: str, *, ref_date: str, tba_date:
         given, missing = (("--ref-vref", "--tba-vref") if options.tba_vref is None
                           else ("--tba-vref", "--ref-vref"))
         raise UserError(f"{given} needs {missing} too: give the vertical reference of both DEMs")
-    for v, flag in ((options.ref_vref, "--ref-vref"), (options.tba_vref, "--tba-vref")):
-        if v is not None and v != "ellipsoid" and not os.path.isfile(v):
-            raise UserError(f"{flag}: neither 'ellipsoid' nor an existing geoid grid file", v)
-    grid, g_ref, g_tba = _target_grid(ref, tba, options.grid)
+    names = (options.ref_vref, options.tba_vref)
+    if options.ref_vref is not None:
+        options = replace(options, ref_vref=vdatum.resolve(options.ref_vref, "--ref-vref"),
+                          tba_vref=vdatum.resolve(options.tba_vref, "--tba-vref"))
+    grid, g_ref, g_tba = _target_grid(ref, tba, options.grid, options.out_crs, options.out_res)
     out = Path(outdir).absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     # Block outputs go to scratch files beside OUTDIR (workers elsewhere must see them),
     # named after it so that the next locked run on OUTDIR clears what a killed one left.
     scratch = tempfile.mkdtemp(prefix=f".{out.name}.cryokit-scratch-", dir=out.parent)
-    pair = DemPair(ref, tba, d_ref, d_tba, grid, g_ref, g_tba, glaciers, stable_mask)
+    pair = DemPair(ref, tba, d_ref, d_tba, grid, g_ref, g_tba, glaciers, stable_mask,
+                   vref_names=names)
     try:
         return _make(pair, outdir, options, scratch, t0)
     finally:
@@ -257,7 +285,8 @@ def _fit(pair: DemPair, options: DemChangeOptions, scratch: str) -> CoregFit:
     both = np.isfinite(ref_z) & np.isfinite(tba_z)
     if not both.any():
         raise UserError("the two DEMs do not overlap", tba)
-    ref_z, tba_z, vref, vrefs = _vertical(ref_z, tba_z, grid, options, ref, tba)
+    ref_z, tba_z, vref, vrefs = _vertical(ref_z, tba_z, grid, options, ref, tba,
+                                          pair.vref_names)
     stable &= both
     n_stable = int(stable.sum())
     if n_stable < 100:
