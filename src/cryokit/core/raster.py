@@ -170,6 +170,21 @@ def grid_in_crs(grid: Grid, crs: str, res: float | None = None) -> Grid:
     return Grid(dst, transform, width, height)
 
 
+def one_grid(paths, hint: str = "resample the series onto one grid first") -> Grid:
+    """The grid all of ``paths`` share; a UserError names the first file without a CRS or on
+    another grid (``hint`` says what to do)."""
+    grid = None
+    for path in paths:
+        g = read_grid(path)
+        if g.crs is None:
+            raise UserError("has no coordinate reference system", path)
+        if grid is None:
+            grid = g
+        elif (why := g.mismatch(grid)) is not None:
+            raise UserError(f"is not on the grid of {paths[0]} ({why}); {hint}", path)
+    return grid
+
+
 def utm_crs(grid: Grid) -> CRS:
     """The WGS84 UTM zone (EPSG:326xx / 327xx) of the grid's centre."""
     west, south, east, north = grid.bounds_lonlat()

@@ -27,7 +27,7 @@ from ..core.dates import acquisition_times, day_of, days_between, parse_time
 from ..core.errors import UserError
 from ..core.outputs import (check_output_dir, file_digest, remove_listed, remove_stale_products,
                             walk_files, write_marker)
-from ..core.raster import Grid, grid_in_crs, projected_grid, read_band, read_grid, write_cog
+from ..core.raster import Grid, grid_in_crs, one_grid, projected_grid, read_band, write_cog
 from ..core.records import json_safe, write_json, write_records
 from ..core.robust import nmad
 from . import landsat, quality, series
@@ -77,22 +77,13 @@ def _inputs(images: list[str], dates: tuple[str, ...] | None) -> tuple[list[str]
     else:
         scene_times = [landsat.image_time(p) for p in images]
         times = scene_times if all(scene_times) else acquisition_times(images)
-    grid = None
+    grid = one_grid(images)
     for path, t in zip(images, times):
-        g = read_grid(path)
-        if grid is None:
-            grid = g
-        elif (why := g.mismatch(grid)) is not None:
-            raise UserError(f"is not on the grid of {images[0]} ({why}); resample the series "
-                            "onto one grid first", path)
         if t is None:
             raise UserError("no acquisition date in its file name or tags; give --dates "
                             "(one per image)", path)
-    dated = sorted(zip(times, images))
-    for (t1, p1), (t2, p2) in zip(dated, dated[1:]):
-        if day_of(t1) == day_of(t2):   # pair files are named by day
-            raise UserError(f"has the same date ({day_of(t1)}) as {p1}", p2)
-    return [p for _, p in dated], [t for t, _ in dated], grid
+    paths, times = series.sort_by_time(images, times)
+    return paths, times, grid
 
 
 _SPLIT = re.compile(r"[,;\s]+")

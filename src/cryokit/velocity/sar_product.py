@@ -32,7 +32,7 @@ from ..core.dates import acquisition_times, day_of, days_between
 from ..core.errors import UserError
 from ..core.records import write_json, write_records
 from ..core.quicklook import vector_quicklook
-from ..core.raster import (Grid, grid_in_crs, read_band, read_grid, reproject_band, warp_array,
+from ..core.raster import (Grid, grid_in_crs, one_grid, read_band, reproject_band, warp_array,
                            write_cog)
 from . import s1, sar, series
 from .track import NodeGrid, TrackParams, track_pair
@@ -78,30 +78,18 @@ def _series_inputs(images: list[str]) -> tuple[list[str], list[dt.datetime], Gri
     known) and the common grid; UserError on any problem."""
     if len(images) < 2:
         raise UserError(f"need at least two images, got {len(images)}")
-    grid, dated = None, []
     times = acquisition_times(images)
+    grid = one_grid(images, "co-register or resample the series onto one grid first")
+    if grid.crs.is_geographic:
+        raise UserError("is in geographic coordinates: displacements need a grid in metres; "
+                        "give images in a projected CRS (--out-crs EPSG:4326 writes "
+                        "geographic outputs)", images[0])
     for path, d in zip(images, times):
-        g = read_grid(path)
-        if g.crs is None:
-            raise UserError("has no coordinate reference system", path)
-        if g.crs.is_geographic:
-            raise UserError("is in geographic coordinates: displacements need a grid in metres; "
-                            "give images in a projected CRS (--out-crs EPSG:4326 writes "
-                            "geographic outputs)", path)
-        if grid is None:
-            grid = g
-        elif (why := g.mismatch(grid)) is not None:
-            raise UserError(f"is not on the grid of {images[0]} ({why}); co-register or "
-                            "resample the series onto one grid first", path)
         if d is None:
             raise UserError("no acquisition date in the file name (Sentinel-1 style or "
                             "YYYYMMDD / YYYY-MM-DD) or in its DATE/ACQUISITION_DATE tags", path)
-        dated.append((d, os.fspath(path)))
-    dated.sort()
-    for (d1, p1), (d2, p2) in zip(dated, dated[1:]):
-        if day_of(d1) == day_of(d2):   # pair files are named by day
-            raise UserError(f"has the same date ({day_of(d1)}) as {p1}", p2)
-    return [p for _, p in dated], [d for d, _ in dated], grid
+    paths, times = series.sort_by_time([os.fspath(p) for p in images], times)
+    return paths, times, grid
 
 
 def _fingerprint(params: TrackParams, options: SarOptions, dem: str | None,

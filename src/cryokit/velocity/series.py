@@ -15,6 +15,23 @@ from scipy.sparse import csgraph, csr_matrix
 from ..core.robust import nmad
 
 
+def sort_by_time(paths: list[str], times: list) -> tuple[list[str], list]:
+    """Images and their dates (or date-times) in time order; a UserError names an image that
+    shares its day with another (pair files are named by day).
+
+    >>> sort_by_time(["b.tif", "a.tif"], [dt.date(2021, 1, 13), dt.date(2021, 1, 1)])
+    (['a.tif', 'b.tif'], [datetime.date(2021, 1, 1), datetime.date(2021, 1, 13)])
+    """
+    from ..core.dates import day_of
+    from ..core.errors import UserError
+
+    dated = sorted(zip(times, paths))
+    for (t1, p1), (t2, p2) in zip(dated, dated[1:]):
+        if day_of(t1) == day_of(t2):
+            raise UserError(f"has the same date ({day_of(t1)}) as {p1}", p2)
+    return [p for _, p in dated], [t for t, _ in dated]
+
+
 def pair_network(dates: list[dt.date], mode: str = "consecutive") -> list[tuple[int, int]]:
     """Pairs (i, j), i < j, of acquisitions sorted by date.
 
