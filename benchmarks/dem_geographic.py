@@ -12,7 +12,8 @@ real difference is of this size). The geoid grids carry PROJ's file names, found
 cryokit: ``dem-change --ref-vref egm2008 --tba-vref egm96 --coreg nuth_kaab,vertical_shift
 --no-curvature-bias`` (common grid: SRTM's 90 m in the UTM zone of REF's centre). xDEM: the
 same geoids added by hand (its own vertical CRS handling needs the PROJ grids too), both DEMs
-reprojected to EPSG:32633 at 90 m, NuthKaab + VerticalShift on the same stable mask. Fresh
+reprojected to EPSG:32633 at 90 m (average for the 30 m REF, bilinear for TBA, as cryokit
+resamples), NuthKaab + VerticalShift on the same stable mask. Fresh
 process per tool; wall time includes reading, reprojection and writing for cryokit.
 
     /tmp/peers/bin/python benchmarks/dem_geographic.py     # needs xdem
@@ -124,7 +125,9 @@ def run_xdem(d: Path) -> dict:
         cols, rows = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
         lon, lat = tr.c + tr.a * cols, tr.f + tr.e * rows
         dem = dem + geoid(lon, lat).astype(np.float32)       # to the ellipsoid by hand
-        dems.append(dem.reproject(crs="EPSG:32633", res=90.0, resampling="bilinear"))
+        # as cryokit does: average where coarsening (REF 30 -> 90 m), bilinear otherwise
+        dems.append(dem.reproject(crs="EPSG:32633", res=90.0,
+                                  resampling="average" if name.startswith("fabdem") else "bilinear"))
     ref, tba = dems
     tba = tba.reproject(ref)
     with rasterio.open(DATA / "derived" / "landcover_mask_1990grid_1stable_2glacier.tif") as src:
