@@ -11,7 +11,6 @@ that finished.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 import shutil
@@ -30,7 +29,7 @@ from ..core.outputs import (check_output_dir, file_digest, remove_listed, remove
 from ..core.raster import Grid, grid_in_crs, one_grid, projected_grid, read_band, write_cog
 from ..core.records import json_safe, write_json, write_records
 from ..core.robust import nmad
-from . import landsat, quality, series
+from . import cube, landsat, quality, series
 from .product import CONVENTION, UNITS, VelocityOptions, make_velocity
 from .track import NodeGrid, TrackParams
 
@@ -215,6 +214,7 @@ def _mean_product(path: Path, stack, ngrid: Grid, units: str, tags: dict, weight
            else None,
            "speed_p50": _finite_pct(v, 50), "speed_p95": _finite_pct(v, 95),
            "pairs_per_pixel_max": int(count.max(initial=0))}
+    out["arrays"] = (mx, my, v)      # for the quick-look; not part of the report
     if stable is not None:
         use = stable & np.isfinite(mx)
         out["stable_ground"] = {"n_nodes": int(use.sum()),
@@ -233,78 +233,6 @@ def _f(x) -> float | None:
 def _finite_pct(a, q) -> float | None:
     a = a[np.isfinite(a)]
     return float(np.percentile(a, q)) if a.size else None
-
-
-def _cube(out: Path, ngrid: Grid, names, times_pairs, stacks, units: str, sensors) -> list[str]:
-    """``velocity_cube.zarr`` and ``velocity_cube.nc``: (mid_date, y, x) with the ITS_LIVE
-    variable names."""
-    import xarray as xr
-
-    from ..core.atomic import atomic_file
-    from ..core.cube import write_zarr, xy_coords
-
-    vx, vy, sigma = stacks
-    t1 = np.array([np.datetime64(_as_dt(a), "s") for a, _ in times_pairs])
-    t2 = np.array([np.datetime64(_as_dt(b), "s") for _, b in times_pairs])
-    dt_days = np.array([days_between(a, b) for a, b in times_pairs])
-    mid = t1 + ((t2 - t1) / 2).astype("timedelta64[s]")
-    order = np.argsort(mid, kind="stable")
-    xy = xy_coords(ngrid)
-    epsg = ngrid.crs.to_epsg() if ngrid.crs is not None else None
-    from pyproj import CRS as ProjCRS
-
-    # CF grid-mapping attributes from PROJ, plus what ITS_LIVE and GDAL read.
-    mapping = {k: v for k, v in ProjCRS.from_wkt(ngrid.crs.to_wkt()).to_cf().items()
-               if isinstance(v, (str, int, float))}
-    mapping.update(spatial_epsg=epsg or 0, spatial_ref=ngrid.crs.to_wkt(),
-                   GeoTransform=" ".join(str(v) for v in ngrid.transform.to_gdal()))
-    gm = {"grid_mapping": "mapping"}
-
-    def var(a, desc, std=None):
-        attrs = {"units": units, "description": desc, **gm}
-        if std:
-            attrs["standard_name"] = std
-        return (("mid_date", "y", "x"), np.asarray(a, np.float32)[order], attrs)
-
-    ds = xr.Dataset(
-        {"vx": var(vx, "velocity component in x direction (grid east)", "land_ice_x_velocity"),
-         "vy": var(vy, "velocity component in y direction (grid north)", "land_ice_y_velocity"),
-         "v": var(np.hypot(vx, vy), "velocity magnitude", "land_ice_speed"),
-         "v_error": var(sigma, "velocity magnitude error, 1 sigma"),
-         "mapping": ((), np.int32(0), mapping)},
-        coords={"mid_date": ("mid_date", mid[order], {"description": "midpoint of the two "
-                                                      "acquisitions (UTC)"}),
-                "date_dt": ("mid_date", dt_days[order], {"units": "days", "description":
-                                                         "time separation of the two images"}),
-                "acquisition_date_img1": ("mid_date", t1[order]),
-                "acquisition_date_img2": ("mid_date", t2[order]),
-                "satellite_img1": ("mid_date", np.array([s[0] for s in sensors])[order]),
-                "satellite_img2": ("mid_date", np.array([s[1] for s in sensors])[order]),
-                "pair": ("mid_date", np.array(names)[order]), **xy},
-        attrs={"Conventions": "CF-1.8", "title": "glacier velocity cube (ITS_LIVE layout)",
-               "software": f"cryokit {__version__}", "sign_convention": CONVENTION,
-               "time_reference": "UTC"})
-    write_zarr(ds, out / "velocity_cube.zarr", {"mid_date": len(names), "y": 32, "x": 32})
-    nc_enc = {k: {"zlib": True, "complevel": 4} for k in ("vx", "vy", "v", "v_error")}
-    for k in ("mid_date", "acquisition_date_img1", "acquisition_date_img2"):
-        nc_enc[k] = {"units": "days since 1970-01-01 00:00:00", "dtype": "float64"}
-    with atomic_file(out / "velocity_cube.nc") as tmpf:
-        ds.to_netcdf(tmpf, engine="h5netcdf", encoding=nc_enc)
-    return ["velocity_cube.zarr", "velocity_cube.nc"]
-
-
-def _as_dt(t) -> dt.datetime:
-    return t if isinstance(t, dt.datetime) else dt.datetime(t.year, t.month, t.day)
-
-
-def _sensor(path: str) -> str:
-    name = os.path.basename(path).upper()
-    for key, label in (("LC09", "Landsat 9"), ("LC08", "Landsat 8"), ("LC8", "Landsat 8"),
-                       ("LE07", "Landsat 7"), ("LE7", "Landsat 7"), ("LT05", "Landsat 5"),
-                       ("S2A", "Sentinel-2A"), ("S2B", "Sentinel-2B"), ("S2C", "Sentinel-2C")):
-        if name.startswith(key) or f"_{key}" in name:
-            return label
-    return "unknown"
 
 
 # ----------------------------------------------------------------------------- the series
@@ -360,7 +288,7 @@ def make_velocity_series(images: list[str], outdir: str, params: TrackParams = T
     pairs = _pairs(options.pairs, paths, times)
     if not pairs:
         raise UserError(f"no pair of images within the --pairs rule {options.pairs!r}")
-    mids = [_as_dt(times[i]) + (_as_dt(times[j]) - _as_dt(times[i])) / 2 for i, j in pairs]
+    mids = [cube.as_datetime(times[i]) + (cube.as_datetime(times[j]) - cube.as_datetime(times[i])) / 2 for i, j in pairs]
     if options.period:
         try:
             series.period_bins(mids, options.period)
@@ -411,7 +339,8 @@ def make_velocity_series(images: list[str], outdir: str, params: TrackParams = T
                  "software": f"cryokit {__version__}"}
     periods = []
     if options.period:
-        bins = series.period_bins([mids[pairs.index(p)] for p in ok], options.period)
+        mid_of = dict(zip(pairs, mids))
+        bins = series.period_bins([mid_of[p] for p in ok], options.period)
         for label in dict.fromkeys(b[0] for b in bins):
             sel = [k for k, b in enumerate(bins) if b[0] == label]
             a, b = bins[sel[0]][1], bins[sel[0]][2]
@@ -421,13 +350,15 @@ def make_velocity_series(images: list[str], outdir: str, params: TrackParams = T
                                              "period_end": b.isoformat(),
                                              "pairs": " ".join(names[k] for k in sel)},
                                 weighted, stable)
+            rec.pop("arrays")
             periods.append({"period": label, "start": a.isoformat(), "end": b.isoformat(),
                             "pairs": [names[k] for k in sel], **rec})
     remove_stale_products(out, "velocity_*.tif", [p["file"] for p in periods])
     mean = _mean_product(out / "mean_velocity.tif", stacks, ngrid, units,
                          base_tags | {"pairs": " ".join(names)}, weighted, stable)
-    sensors = [(_sensor(paths[i]), _sensor(paths[j])) for i, j in ok]
-    cube_files = _cube(out, ngrid, names, [(times[i], times[j]) for i, j in ok], stacks,
+    mean_arrays = mean.pop("arrays")
+    sensors = [(cube.sensor(paths[i]), cube.sensor(paths[j])) for i, j in ok]
+    cube_files = cube.write_pair_cube(out, ngrid, names, [(times[i], times[j]) for i, j in ok], stacks,
                        units, sensors)
 
     report = {
@@ -448,17 +379,16 @@ def make_velocity_series(images: list[str], outdir: str, params: TrackParams = T
         "timings_s": {"pairs": round(t_pairs, 3), "total": round(time.perf_counter() - t0, 3)},
     }
     write_json(out / "report.json", report)
-    _quicklook(out, mean, stacks, ngrid, units)
+    _quicklook(out, mean_arrays, ngrid, units)
     _records(out, report, times, ngrid, params)
     write_marker(out, COMMAND, files=walk_files(out))
     return report
 
 
-def _quicklook(out: Path, mean: dict, stacks, ngrid: Grid, units: str) -> None:
+def _quicklook(out: Path, arrays, ngrid: Grid, units: str) -> None:
     from ..core.quicklook import vector_quicklook
 
-    with_band = lambda k: read_band(out / "mean_velocity.tif", k)  # noqa: E731
-    vx, vy, v = with_band(1), with_band(2), with_band(3)
+    vx, vy, v = arrays
     b = ngrid.bounds
     vector_quicklook(out / "quicklook.png", v, v, vx, vy, extent=(b[0], b[2], b[1], b[3]),
                      units=units, title=f"Mean speed ({units})")
