@@ -128,6 +128,24 @@ def time_from_name(path: str | os.PathLike) -> dt.datetime | None:
         return None
 
 
+def time_from_tags(path: str | os.PathLike) -> dt.datetime | None:
+    """The acquisition date-time (UTC, naive) of an acquisition tag that carries a time of day
+    (``ACQUISITIONDATETIME=2020-03-01T08:32:37``, ``start_datetime=...Z``), or None."""
+    try:
+        with rasterio.open(path) as ds:
+            tags = ds.tags()
+    except Exception:
+        return None
+    for key in _TAGS:
+        if key in tags:
+            try:
+                t = parse_time(tags[key])
+            except UserError:
+                continue
+            return t if isinstance(t, dt.datetime) else None
+    return None
+
+
 def acquisition_times(paths) -> list:
     """Acquisition date-times (UTC, naive) of several images where every name carries one
     (:func:`time_from_name`, on the day :func:`acquisition_date` gives), else their dates: one
@@ -135,10 +153,10 @@ def acquisition_times(paths) -> list:
     date.
 
     Rates over pairs a day or less apart need the time: a 23 h Sentinel-1 pair timed as one
-    day comes out 4 % slow.
+    day comes out 4 % slow. A time from an acquisition tag serves where the name has none.
     """
     days = [acquisition_date(p) for p in paths]
-    times = [time_from_name(p) for p in paths]
+    times = [time_from_name(p) or time_from_tags(p) for p in paths]
     if all(t is not None and d is not None and t.date() == d for t, d in zip(times, days)):
         return times
     return days
