@@ -237,3 +237,31 @@ def test_two_dems_of_one_epoch_check_coregistration(tmp_path):
                         p.shift)
     assert np.abs(shift).max() < 0.1
     assert (out / "dh.tif").exists() and not (out / "dhdt.tif").exists()
+
+
+def test_blunders_are_left_out_and_reported(tmp_path):
+    """Spikes above the summits (a source's blunders) on stable ground: left out by the
+    10-NMAD rule, so the shift and the stable statistics are those of the clean pair."""
+    p, ref, tba, mask = _synthetic_case(tmp_path, seed=4)
+    rng = np.random.default_rng(1)
+    rows, cols = np.nonzero(~p.glacier)
+    pick = rng.choice(rows.size, 60, replace=False)
+    spiky = p.tba.copy()
+    spiky[rows[pick], cols[pick]] += 800.0
+    from cryokit.core.raster import write_cog
+    write_cog(tmp_path / "tba_spiky.tif", spiky, p.grid, units="m")
+    reps = []
+    for name, t in (("clean", tba), ("spiky", tmp_path / "tba_spiky.tif")):
+        out = tmp_path / name
+        assert main(["-q", "dem-change", str(ref), str(t), "-o", str(out), "--ref-date",
+                     "2010-08-01", "--tba-date", "1990-08-01", "--stable-mask", str(mask),
+                     "--stable-values", "1", "--no-curvature-bias"]) == 0
+        reps.append(json.loads((out / "report.json").read_text()))
+    clean, spiky_rep = reps
+    assert spiky_rep["blunders"]["blunder_px"] == 60 and clean["blunders"]["blunder_px"] == 0
+    assert "10 NMAD" in spiky_rep["blunders"]["rule"]
+    for k in ("shift_x", "shift_y", "shift_z"):
+        assert spiky_rep["coregistration"][k] == pytest.approx(clean["coregistration"][k], abs=0.05)
+    a, b = (r["statistics"]["after"]["stable"] for r in reps)
+    assert b["median"] == pytest.approx(a["median"], abs=0.02)
+    assert b["nmad"] == pytest.approx(a["nmad"], rel=0.02) and b["std"] < 2 * a["std"]

@@ -120,6 +120,7 @@ class BlockSetup:
     p_bias: float = 1.0
     p_hyps: float = 1.0
     band: float = 50.0                   # hypsometric band height (m)
+    blunder_path: str | None = None      # .npy bool, gross errors: voids in both DEMs
 
 
 @dataclass
@@ -139,6 +140,9 @@ def _read(s: BlockSetup, r0: int, r1: int) -> dict:
     lo, hi = max(0, r0 - s.halo), min(g.height, r1 + s.halo)
     sub = g.window(lo, hi, 0, g.width)
     ref_z, tba_z = on_grid(s.ref, s.g_ref, g, (lo, hi)), on_grid(s.tba, s.g_tba, g, (lo, hi))
+    if s.blunder_path:
+        bad = np.load(s.blunder_path, mmap_mode="r")[lo:hi]
+        ref_z, tba_z = np.where(bad, np.nan, ref_z), np.where(bad, np.nan, tba_z)
     if s.vrefs is not None:
         for i, v in enumerate(s.vrefs):
             n = geoid_on(v, sub)

@@ -212,6 +212,8 @@ class CoregFit:
     n_stable: int
     n_glacier: int
     seconds: float
+    blunders: dict | None = None    # the gross-error rule and what it left out of stable terrain
+    blunder_path: str | None = None  # .npy bool of those pixels (None: there are none)
 
 
 def make_dem_change(ref: str, tba: str, outdir: str, *, ref_date: str, tba_date: str,
@@ -276,7 +278,6 @@ def _fit(pair: DemPair, options: DemChangeOptions, scratch: str) -> CoregFit:
         stable = ~glacier_px
     else:
         raise UserError("give --glaciers (stable terrain = outside the outlines) or --stable-mask")
-    np.save(stable_path, stable)
     ref_z, tba_z = blocks.on_grid(ref, pair.g_ref, grid), blocks.on_grid(tba, pair.g_tba, grid)
     for z, p in ((ref_z, ref), (tba_z, tba)):
         if not np.isfinite(z).any():
@@ -288,6 +289,13 @@ def _fit(pair: DemPair, options: DemChangeOptions, scratch: str) -> CoregFit:
     ref_z, tba_z, vref, vrefs = _vertical(ref_z, tba_z, grid, options, ref, tba,
                                           pair.vref_names)
     stable &= both
+    blunders, bad = _blunders(ref_z, tba_z, stable)
+    blunder_path = None
+    if bad.any():   # voids in both DEMs from here on, so no resampling spreads them
+        blunder_path = os.path.join(scratch, "blunders.npy")
+        np.save(blunder_path, bad)
+        ref_z[bad] = tba_z[bad] = np.nan
+    np.save(stable_path, stable)        # without the blunders: the fit and the statistics
     n_stable = int(stable.sum())
     if n_stable < 100:
         raise UserError(f"only {n_stable} stable pixels with both DEMs valid (need 100)",
@@ -306,7 +314,30 @@ def _fit(pair: DemPair, options: DemChangeOptions, scratch: str) -> CoregFit:
             raise UserError(f"co-registration failed: {e}", tba) from None
         _check_converged(steps, grid, tba)
     return CoregFit(pipe, gdf, labels_path, stable_path, vref, vrefs, n_stable, n_glacier,
-                    time.perf_counter() - t)
+                    time.perf_counter() - t, blunders, blunder_path)
+
+
+BLUNDER_NMAD = 10.0
+
+
+def _blunders(ref_z, tba_z, stable) -> tuple[dict, np.ndarray]:
+    """Leave gross errors out of ``stable`` (in place): stable pixels whose dh before any
+    correction is more than BLUNDER_NMAD NMADs from the stable median (spikes, pits, a source's
+    fill values). The bound is loose on purpose: a misregistration makes dh of tens of metres
+    on steep slopes, which the shift fit needs."""
+    from ..core.robust import nmad
+
+    dh = ref_z[stable] - tba_z[stable]
+    med, spread = float(np.median(dh)), float(nmad(dh))
+    bound = BLUNDER_NMAD * max(spread, 0.1)
+    bad = np.zeros(stable.shape, bool)
+    bad[stable] = np.abs(dh - med) > bound
+    stable &= ~bad
+    return {"rule": f"stable pixels with |dh - median| > {BLUNDER_NMAD:g} NMAD of dh before "
+                    "co-registration are voids in both DEMs: out of the fit, the resampling and "
+                    "the statistics",
+            "median_m": med, "nmad_m": spread, "bound_m": bound,
+            "blunder_px": int(bad.sum())}, bad
 
 
 def _check_converged(steps, grid, tba) -> None:
@@ -347,6 +378,7 @@ def _make(pair: DemPair, outdir, options: DemChangeOptions, scratch: str, t0: fl
         ref=pair.ref, tba=pair.tba, g_ref=pair.g_ref, g_tba=pair.g_tba, grid=grid,
         vrefs=fit.vrefs, pipe=fit.pipe, bias=None, curvature=options.curvature_bias,
         second=options.curvature_second, stable_path=fit.stable_path,
+        blunder_path=fit.blunder_path,
         labels_path=fit.labels_path, scratch=scratch, halo=halo,
         later_first=pair.d_ref > pair.d_tba,
         decimate=max(1, math.ceil(math.sqrt(n_px / FIGURE_PIXELS))),
@@ -432,6 +464,7 @@ def _report(pair: DemPair, fit: CoregFit, setup, spans, results: blocks.BlockRes
         "reference_dem": os.path.abspath(pair.ref), "tba_dem": os.path.abspath(pair.tba),
         "dates": {"ref": pair.d_ref.isoformat(), "tba": pair.d_tba.isoformat()},
         "years": pair.years, "sign_convention": CONVENTION, "vertical_reference": fit.vref,
+        "blunders": fit.blunders,
         "grid": {"crs": grid.crs.to_string(), "res_m": list(res), "shape": list(grid.shape),
                  "chosen": options.grid},
         "coregistration": {"steps": list(options.coreg), "shift_x": shift[0],
