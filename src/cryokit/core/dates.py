@@ -75,22 +75,28 @@ def date_from_name(path: str | os.PathLike) -> dt.date | None:
     return None
 
 
-def date_from_tags(path: str | os.PathLike, *, with_key: bool = False):
-    """The acquisition date from GeoTIFF metadata tags, or None (never the file-writing
-    time, TIFFTAG_DATETIME). With ``with_key``, ``(date, tag name)``."""
+def _tag(path: str | os.PathLike, parse):
+    """The first acquisition tag of ``path`` that ``parse`` reads, as (value, tag name), or
+    (None, None); never the file-writing time, TIFFTAG_DATETIME."""
     try:
         with rasterio.open(path) as ds:
             tags = ds.tags()
     except Exception:
-        tags = {}
+        return None, None
     for key in _TAGS:
         if key in tags:
             try:
-                d = parse_date(tags[key])
+                return parse(tags[key]), key
             except UserError:
                 continue
-            return (d, key) if with_key else d
-    return (None, None) if with_key else None
+    return None, None
+
+
+def date_from_tags(path: str | os.PathLike, *, with_key: bool = False):
+    """The acquisition date from GeoTIFF metadata tags, or None (never the file-writing
+    time, TIFFTAG_DATETIME). With ``with_key``, ``(date, tag name)``."""
+    d, key = _tag(path, parse_date)
+    return (d, key) if with_key else d
 
 
 def acquisition_date(path: str | os.PathLike) -> dt.date | None:
@@ -131,19 +137,8 @@ def time_from_name(path: str | os.PathLike) -> dt.datetime | None:
 def time_from_tags(path: str | os.PathLike) -> dt.datetime | None:
     """The acquisition date-time (UTC, naive) of an acquisition tag that carries a time of day
     (``ACQUISITIONDATETIME=2020-03-01T08:32:37``, ``start_datetime=...Z``), or None."""
-    try:
-        with rasterio.open(path) as ds:
-            tags = ds.tags()
-    except Exception:
-        return None
-    for key in _TAGS:
-        if key in tags:
-            try:
-                t = parse_time(tags[key])
-            except UserError:
-                continue
-            return t if isinstance(t, dt.datetime) else None
-    return None
+    t, _ = _tag(path, parse_time)
+    return t if isinstance(t, dt.datetime) else None
 
 
 def acquisition_times(paths) -> list:
