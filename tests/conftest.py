@@ -89,3 +89,16 @@ def cli_commands() -> list[str]:
                 yield f"{prefix}{name}"
 
     return list(walk(typer.main.get_command(app)))
+
+
+def raster_grids(folder: Path, epsg: int) -> set:
+    """The (transform, shape) of every GeoTIFF below ``folder``, each asserted to be in
+    EPSG:``epsg``: one element when a product's rasters share one grid."""
+    import rasterio
+
+    grids = set()
+    for p in Path(folder).rglob("*.tif"):
+        with rasterio.open(p) as ds:
+            assert ds.crs.to_epsg() == epsg, p
+            grids.add((ds.transform, ds.shape))
+    return grids

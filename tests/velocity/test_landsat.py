@@ -87,6 +87,18 @@ def test_series_of_scenes_keeps_masked_bands(tmp_path):
         "LC08_L1TP_063018_20160718_20200906_02_T1_B8_masked.tif",
         "LC08_L1TP_063018_20160803_20200906_02_T1_B8_masked.tif"]
     assert rep["landsat"][0]["collection"] == 2
+    # A pan band replaced by new content with its old file time: masked again, pair redone.
+    import os
+    pan = tmp_path / "LC08_L1TP_063018_20160803_20200906_02_T1_B8.TIF"
+    st = pan.stat()
+    with rasterio.open(pan) as ds:
+        flipped = np.flipud(ds.read(1))
+    write_cog(pan, flipped, p.grid, nodata=None, dtype="uint16")
+    os.utime(pan, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert main(["-q", "velocity-series", *map(str, mtls), "-o", str(out), "--step", "16",
+                 "--search", "12", "--period", "none"]) == 0
+    again = json.loads((out / "report.json").read_text())
+    assert again["computed"] == [rep["pairs"][0]["pair"]]
     import xarray as xr
     with xr.open_zarr(out / "velocity_cube.zarr") as cube:
         assert cube.satellite_img1.values[0] == "Landsat 8"

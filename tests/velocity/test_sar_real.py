@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import shared_path
+from conftest import raster_grids, shared_path
 from cryokit.cli import main
 
 STEP, PIXEL = 16, 100.0
@@ -87,11 +87,7 @@ def test_sea_ice_pair_in_wgs84(tmp_path):
     out = tmp_path / "wgs84"
     assert main(["-q", "sar-velocity", *images, "-o", str(out), "--no-offset-model",
                  "--search", "64", "--out-crs", "EPSG:4326"]) == 0
-    grids = set()
-    for p in out.rglob("*.tif"):
-        with rasterio.open(p) as ds:
-            assert ds.crs.to_epsg() == 4326, p
-            grids.add((ds.transform, ds.shape))
+    grids = raster_grids(out, 4326)
     assert len(grids) == 1
     (transform, shape), = grids
     # 1600 m nodes at 83.5 N: 0.0145 deg of latitude, 0.128 deg of longitude

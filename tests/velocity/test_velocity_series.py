@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import shared_path
+from conftest import raster_grids, shared_path
 from cryokit.cli import main
 from cryokit.core.raster import write_cog
 from cryokit.synthetic import make_glacier_pair
@@ -235,11 +235,7 @@ def test_series_in_wgs84(karakoram, tmp_path):
     out = tmp_path / "geo"
     assert _run(d, images[:4], out, "--pairs", "consecutive", "--out-crs", "EPSG:4326",
                 "--period", "none") == 0
-    grids = set()
-    for p in out.rglob("*.tif"):
-        with rasterio.open(p) as ds:
-            assert ds.crs.to_epsg() == 4326, p
-            grids.add((ds.transform, ds.shape))
+    grids = raster_grids(out, 4326)
     assert len(grids) == 1
     with xr.open_zarr(out / "velocity_cube.zarr") as cube:
         assert cube["mapping"].attrs["grid_mapping_name"] == "latitude_longitude"

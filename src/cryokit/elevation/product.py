@@ -328,7 +328,10 @@ def _blunders(ref_z, tba_z, stable) -> tuple[dict, np.ndarray]:
     from ..core.robust import nmad
 
     dh = ref_z[stable] - tba_z[stable]
-    med, spread = float(np.median(dh)), float(nmad(dh))
+    # The bound's median and NMAD on at most STATS_SAMPLE pixels, as the other statistics: two
+    # full medians of a 10 000^2 grid cost seconds; every pixel is still tested against it.
+    sample = dh[::max(1, -(-dh.size // STATS_SAMPLE))]
+    med, spread = float(np.median(sample)), float(nmad(sample))
     bound = BLUNDER_NMAD * max(spread, 0.1)
     bad = np.zeros(stable.shape, bool)
     bad[stable] = np.abs(dh - med) > bound

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import UserError
+from ..core.outputs import file_digest
 
 _LINE = re.compile(r'^\s*([A-Z0-9_]+)\s*=\s*"?([^"]*)"?\s*$')
 #: Collection 2 QA_PIXEL bits left out: fill (0), dilated cloud (1), cloud (3), cloud shadow (4)
@@ -137,9 +138,23 @@ def qa_mask(qa: np.ndarray, collection: int | None) -> np.ndarray:
     return (q & 1) != 0
 
 
-def masked_pan(sc: LandsatScene, out: str | os.PathLike) -> str:
+def _source_of(path: Path) -> str | None:
+    """The source digests a masked band records, or None when there is none."""
+    import rasterio
+
+    if not path.exists():
+        return None
+    try:
+        with rasterio.open(path) as ds:
+            return ds.tags().get("source_digests")
+    except rasterio.errors.RasterioIOError:
+        return None
+
+
+def masked_pan(sc: LandsatScene, out: str | os.PathLike, source: str = "") -> str:
     """Write the pan band with fill (DN 0, e.g. SLC-off gaps) and the quality band's clouds and
-    shadows set to 0 = nodata to ``out`` (uint16 GeoTIFF, same grid), block by block."""
+    shadows set to 0 = nodata to ``out`` (uint16 GeoTIFF, same grid), block by block; ``source``
+    (the digests of the bands it is made from) goes into its tags."""
     import rasterio
     from rasterio.enums import Resampling
     from rasterio.windows import Window
@@ -164,6 +179,7 @@ def masked_pan(sc: LandsatScene, out: str | os.PathLike) -> str:
                                         resampling=Resampling.nearest)
                             bad |= qa_mask(q, sc.collection)
                         dst.write(np.where(bad, 0, band).astype(profile["dtype"]), 1, window=win)
+                dst.update_tags(source_digests=source, mtl=os.path.basename(sc.mtl))
         finally:
             if qa is not None:
                 qa.close()
@@ -182,10 +198,13 @@ def prepare(paths: list[str], folder: str | os.PathLike) -> tuple[list[str], lis
             continue
         sc = scene(p)
         target = folder / f"{sc.scene_id}_B8_masked.tif"
-        if not target.exists() or target.stat().st_mtime < Path(sc.pan).stat().st_mtime:
+        # Kept by content, as the pairs are: a band replaced with an old file time (cp -p)
+        # must not leave a stale masked copy.
+        source = " ".join(file_digest(f) for f in (sc.pan, sc.qa) if f)
+        if _source_of(target) != source:
             folder.mkdir(parents=True, exist_ok=True)
             tmp = folder / f".{target.name}.tmp-{os.getpid()}"
-            masked_pan(sc, tmp)
+            masked_pan(sc, tmp, source)
             os.replace(tmp, target)
         out.append(str(target))
         records.append({"mtl": os.path.abspath(sc.mtl), "scene_id": sc.scene_id,
