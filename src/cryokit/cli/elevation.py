@@ -26,6 +26,7 @@ def dem_change(
     coreg_steps: str = typer.Option("nuth_kaab,vertical_shift", "--coreg", help="Co-registration pipeline, in order: nuth_kaab, vertical_shift, deramp (comma-separated) or none."),
     curvature_bias: bool = typer.Option(True, "--curvature-bias/--no-curvature-bias", help="Remove the dh bias that depends on maximum curvature (resolution difference)."),
     curvature_second: str = typer.Option("min_curvature", "--curvature-second", help="Second variable of the curvature-bias table: min_curvature (default; with maximum curvature it describes the smoothing of a coarser DEM), elevation, or none (maximum curvature only, as xDEM TerrainBias)."),
+    resolution_kernel: bool = typer.Option(True, "--resolution-kernel/--no-resolution-kernel", help="Before the curvature table, fit the resolution difference as a smoothing of the sharper DEM (Gaussian high-passes, robust least squares on stable terrain); only with --curvature-bias."),
     ref_vref: Optional[str] = typer.Option(None, "--ref-vref", help="Vertical reference of REF: ellipsoid, egm96 (SRTM), egm2008 (Copernicus DEM, FABDEM), navd88, or a geoid undulation grid file. Named geoids use PROJ's grids (us_nga_egm96_15.tif, us_nga_egm08_25.tif, us_noaa_g2018u0.tif) from CRYOKIT_GEOID_DIR or PROJ's data directories."),
     tba_vref: Optional[str] = typer.Option(None, "--tba-vref", help="Vertical reference of TBA (as --ref-vref). Different references are converted to the ellipsoid."),
     id_column: Optional[str] = typer.Option(None, "--id-column", help="Glacier id column of the outlines (default: row number)."),
@@ -57,6 +58,7 @@ def dem_change(
 
     opts = DemChangeOptions(grid=grid, coreg=parse_coreg(coreg_steps),
                             curvature_bias=curvature_bias, curvature_second=curvature_second,
+                            resolution_kernel=resolution_kernel,
                             ref_vref=ref_vref, tba_vref=tba_vref, id_column=id_column,
                             out_crs=out_crs, out_res=out_res,
                             name_column=name_column, place=place, block_rows=block_rows,

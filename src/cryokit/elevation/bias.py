@@ -142,6 +142,7 @@ class CurvatureBias:
         """Fit on ``stable`` pixels; ``dh = ref - tba`` (m), ``curvature`` in 100 m^-1.
 
         ``second``: optional second variable on the same grid (e.g. minimum curvature).
+        A constant ``meta["offset"]`` (m, 0 after ``fit``), when set, is added by ``predict``.
         """
         dh = np.asarray(dh)
         curvature = np.asarray(curvature)
@@ -284,5 +285,6 @@ class CurvatureBias:
             j1 = np.minimum(j + 1, nb_v - 1) - j
             out += ((1 - fi) * ((1 - fj) * flat[k] + fj * flat[k + j1])
                     + fi * ((1 - fj) * flat[k + i1 * nb_v] + fj * flat[k + i1 * nb_v + j1]))
+        out += self.meta.get("offset", 0.0)
         out = np.where(bad, np.nan, out)
         return out.astype(np.float32) if curv.dtype == np.float32 else out

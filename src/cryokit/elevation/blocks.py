@@ -17,7 +17,7 @@ row and column of the whole grid) feed the figures, the variogram and the quick-
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from rasterio.enums import Resampling
@@ -26,6 +26,7 @@ from rasterio.windows import Window
 from ..core.raster import Grid, read_band, reproject_band
 from ..core.robust import nmad
 from ..core import terrain
+from . import resolution
 
 __all__ = ["BlockSetup", "BlockResults", "keep", "bias_samples", "apply_block", "merge_stats", "block_spans",
            "on_grid", "geoid_on"]
@@ -121,6 +122,9 @@ class BlockSetup:
     p_hyps: float = 1.0
     band: float = 50.0                   # hypsometric band height (m)
     blunder_path: str | None = None      # .npy bool, gross errors: voids in both DEMs
+    kernel: object | None = None         # fitted resolution.ResolutionBias
+    kernel_sigmas: tuple = ()            # its Gaussians (grid pixels); () = no kernel step
+    bias_source: str = "ref"             # the sharper DEM, whose curvature and high-passes serve
 
 
 @dataclass
@@ -132,10 +136,12 @@ class BlockResults:
     decimated: dict              # decimated grids for the variogram and the figures
     bias: object | None          # the fitted bias.CurvatureBias, or None
     stats: dict                  # {before|after: {stable|glacier: statistics}}
+    chain: list = field(default_factory=list)   # stable statistics after each correction step
 
 
 def _read(s: BlockSetup, r0: int, r1: int) -> dict:
-    """REF, raw TBA, aligned TBA (before bias) and curvatures of rows [r0, r1)."""
+    """REF, raw TBA, aligned TBA (before bias), curvatures and high-passes of the sharper DEM
+    (``bias_source``) of rows [r0, r1), and TBA after each co-registration step (``stages``)."""
     g = s.grid
     lo, hi = max(0, r0 - s.halo), min(g.height, r1 + s.halo)
     sub = g.window(lo, hi, 0, g.width)
@@ -151,19 +157,25 @@ def _read(s: BlockSetup, r0: int, r1: int) -> dict:
                     ref_z = ref_z + n
                 else:
                     tba_z = tba_z + n
-    aligned = s.pipe.apply(tba_z, sub.transform) if s.pipe is not None else tba_z
     crop = slice(r0 - lo, r1 - lo)
-    out = {"ref": ref_z[crop], "tba": tba_z[crop], "aligned": aligned[crop]}
+    aligned, stages = tba_z, []
+    for step in (s.pipe.steps if s.pipe is not None else ()):
+        aligned = step.apply(aligned, sub.transform)
+        stages.append((type(step).__name__, aligned[crop]))
+    out = {"ref": ref_z[crop], "tba": tba_z[crop], "aligned": aligned[crop], "stages": stages}
     if s.curvature:
+        z = ref_z if s.bias_source == "ref" else aligned
         # In float64: the float32 filter's rounding depends on the block (it subtracts the
         # block's median elevation), and a pixel whose curvature moves by one ulp can change
         # quantile bin in the bias fit.  Rounded to float32 once, curvatures match any cut.
         kmax, kmin = (k.astype(np.float32) for k in
-                      terrain.principal_curvatures(ref_z.astype(np.float64), g.res))
+                      terrain.principal_curvatures(z.astype(np.float64), g.res))
         out["kmax"] = kmax[crop]
-        out["second"] = {"min_curvature": kmin, "elevation": ref_z}.get(s.second)
+        out["second"] = {"min_curvature": kmin, "elevation": z}.get(s.second)
         if out["second"] is not None:
             out["second"] = out["second"][crop]
+        out["hp"] = (resolution.highpasses(z, s.kernel_sigmas)[crop].astype(np.float32)
+                     if s.kernel_sigmas else None)
     out["stable"] = np.load(s.stable_path, mmap_mode="r")[r0:r1] \
         & np.isfinite(out["ref"]) & np.isfinite(out["tba"])
     out["labels"] = (np.asarray(np.load(s.labels_path, mmap_mode="r")[r0:r1])
@@ -171,19 +183,31 @@ def _read(s: BlockSetup, r0: int, r1: int) -> dict:
     return out
 
 
-def bias_samples(span: tuple[int, int], setup: BlockSetup) -> tuple[np.ndarray, ...]:
-    """``(dh, max curvature[, second])`` at the kept stable pixels of a block (row-major)."""
+def bias_samples(span: tuple[int, int], setup: BlockSetup) -> dict:
+    """``dh``, ``kmax`` (max curvature), ``second`` and ``hp`` (high-passes, ``(n, k)``) at the
+    kept stable pixels of a block (row-major); ``second`` and ``hp`` only when used.
+
+    With high-passes, the pixels are those where they are defined (where the kernel step
+    applies), and ``table`` marks those where the curvatures are too (where the table does).
+    """
     r0, r1 = span
     d = _read(setup, r0, r1)
     dh = d["ref"] - d["aligned"]
-    ok = d["stable"] & np.isfinite(dh) & np.isfinite(d["kmax"])
+    table = np.isfinite(d["kmax"])
     if d["second"] is not None:
-        ok &= np.isfinite(d["second"])
+        table &= np.isfinite(d["second"])
+    ok = d["stable"] & np.isfinite(dh)
+    if d["hp"] is not None:
+        ok &= np.isfinite(d["hp"]).all(axis=-1)
+    else:
+        ok &= table
     rows, cols = np.nonzero(ok)
     k = keep(rows + r0, cols, setup.grid.width, setup.p_bias, _SALT_BIAS)
     rows, cols = rows[k], cols[k]
-    out = (dh[rows, cols], d["kmax"][rows, cols])
-    return out + ((d["second"][rows, cols],) if d["second"] is not None else ())
+    out = {"dh": dh[rows, cols], "table": table[rows, cols]}
+    out.update({name: d[name][rows, cols] for name in ("kmax", "second", "hp")
+                if d[name] is not None})
+    return out
 
 
 def _moments(v: np.ndarray) -> tuple[int, float, float]:
@@ -235,9 +259,14 @@ def apply_block(span: tuple[int, int], setup: BlockSetup) -> dict:
     r0, r1 = span
     d = _read(s, r0, r1)
     ref_z, aligned = d["ref"], d["aligned"]
+    stages = [("input", d["tba"])] + d["stages"]
+    # Curvature and high-passes are undefined on the DEM's outer pixels: those stay uncorrected.
+    if s.kernel is not None:
+        aligned = aligned + np.nan_to_num(s.kernel.predict(d["hp"]), nan=0.0).astype(aligned.dtype)
+        stages.append(("ResolutionKernel", aligned))
     if s.bias is not None:
-        # Curvature is undefined on the DEM's outer pixels: leave those uncorrected.
         aligned = aligned + np.nan_to_num(s.bias.predict(d["kmax"], d["second"]), nan=0.0)
+        stages.append(("CurvatureTable", aligned))
     before = ref_z - d["tba"]
     after = ref_z - aligned
     dh = after if s.later_first else -after          # later minus earlier
@@ -252,6 +281,13 @@ def apply_block(span: tuple[int, int], setup: BlockSetup) -> dict:
             rows, cols = np.nonzero(ok)
             k = keep(rows + r0, cols, w, p, _SALT_STATS)
             out["samples"][(when, name)] = arr[rows[k], cols[k]].astype(np.float32)
+    out["chain"] = []
+    for name, z in stages:         # stable dh after each step of the correction chain
+        v = ref_z - z
+        ok = stable & np.isfinite(v)
+        rows, cols = np.nonzero(ok)
+        k = keep(rows + r0, cols, w, s.p_stats[0], _SALT_STATS)
+        out["chain"].append((name, _moments(v[ok]), v[rows[k], cols[k]].astype(np.float32)))
     np.save(os.path.join(s.scratch, f"dh_{r0}.npy"), dh.astype(np.float32, copy=False))
     np.save(os.path.join(s.scratch, f"aligned_{r0}.npy"), aligned.astype(np.float32, copy=False))
     out["void_labels"] = np.zeros(0, np.int64)

@@ -36,7 +36,7 @@ from ..core.errors import UserError
 from ..core import parallel
 from ..core.parallel import run_tasks
 from ..core.raster import Grid, grid_in_crs, projected_grid, read_grid, utm_crs
-from . import bias, blocks, coreg, uncertainty
+from . import bias, blocks, coreg, resolution, uncertainty
 from .outputs import write_outputs
 from .tables import ICE_DENSITY, ICE_DENSITY_ERR, hypsometric_tables
 
@@ -57,6 +57,7 @@ class DemChangeOptions:
     coreg: tuple[str, ...] = ("nuth_kaab", "vertical_shift")
     curvature_bias: bool = True
     curvature_second: str = "min_curvature"  # min_curvature | elevation | none
+    resolution_kernel: bool = True          # smoothing-kernel fit before the curvature table
     ref_vref: str | None = None             # ellipsoid, a geoid name (egm96...) or grid file
     tba_vref: str | None = None
     out_crs: str | None = None              # CRS of the common grid (None: see _target_grid)
@@ -374,7 +375,11 @@ def _make(pair: DemPair, outdir, options: DemChangeOptions, scratch: str, t0: fl
     # Rows of context a block needs: the spline's support at the fitted shift, the 5 x 5
     # curvature stencil, and ~20 rows over which the spline prefilter's edge effect decays
     # below float32 rounding (0.27 per row).
-    halo = int(math.ceil(abs(shift[1]) / res[1])) + 24
+    sharper = "tba" if _metres(pair.g_tba) < _metres(pair.g_ref) / 1.001 else "ref"
+    sigmas = (resolution.kernel_sigmas(max(_metres(pair.g_ref), _metres(pair.g_tba)),
+                                       abs(res[0]))
+              if options.curvature_bias and options.resolution_kernel else ())
+    halo = int(math.ceil(abs(shift[1]) / res[1])) + 24 + resolution.halo_rows(sigmas)
     spans = blocks.block_spans(grid.height, grid.width, options.block_rows)
     n_px = grid.height * grid.width
     setup = blocks.BlockSetup(
@@ -383,6 +388,7 @@ def _make(pair: DemPair, outdir, options: DemChangeOptions, scratch: str, t0: fl
         second=options.curvature_second, stable_path=fit.stable_path,
         blunder_path=fit.blunder_path,
         labels_path=fit.labels_path, scratch=scratch, halo=halo,
+        kernel_sigmas=sigmas, bias_source=sharper,
         later_first=pair.d_ref > pair.d_tba,
         decimate=max(1, math.ceil(math.sqrt(n_px / FIGURE_PIXELS))),
         p_stats=(min(1.0, STATS_SAMPLE / max(n_stable, 1)),
@@ -425,17 +431,29 @@ def _block_passes(pair: DemPair, setup, spans, address, options: DemChangeOption
     if options.curvature_bias:
         parts = run_tasks(blocks.bias_samples, spans, shared={"setup": setup},
                           description="curvature samples", **run)
-        cols = [np.concatenate(c) for c in zip(*parts)]
-        second = cols[2] if len(cols) > 2 else None
+        cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        del parts
+        dh, kernel = cols["dh"], None
         try:
-            cb = bias.CurvatureBias().fit(cols[0], cols[1], None, second=second)
+            if "hp" in cols:
+                kernel = resolution.ResolutionBias(setup.kernel_sigmas).fit(dh, cols["hp"])
+                dh = dh - kernel.predict(cols["hp"])
+            t_ = cols["table"]
+            second = cols["second"][t_] if "second" in cols else None
+            cb = bias.CurvatureBias().fit(dh[t_], cols["kmax"][t_], None, second=second)
+            cb.meta["offset"] = _centring_offset(dh, cb.predict(cols["kmax"], cols.get("second")),
+                                                 t_)
         except ValueError as e:
             raise UserError(f"curvature-bias fit failed: {e}", pair.tba) from None
-        del parts, cols, second
+        del cols, dh, second
         curv_fit = {"variables": ["max_curvature"] + (
                         [options.curvature_second] if options.curvature_second != "none" else []),
-                    "units": "curvature in 100 m^-1, bias in m (added to TBA)", **cb.meta}
-        setup = dataclasses.replace(setup, bias=cb)
+                    "source": "REF" if setup.bias_source == "ref" else "aligned TBA",
+                    "source_note": "curvatures and high-passes of the DEM with the finer native "
+                                   "pixel (REF when equal)",
+                    "units": "curvature in 100 m^-1, bias in m (added to TBA)",
+                    "kernel": kernel.meta if kernel is not None else None, **cb.meta}
+        setup = dataclasses.replace(setup, bias=cb, kernel=kernel)
     timings["curvature_bias"] = round(time.perf_counter() - t, 3)
 
     t = time.perf_counter()
@@ -445,14 +463,34 @@ def _block_passes(pair: DemPair, setup, spans, address, options: DemChangeOption
               [p["stats"][(when, name)] for p in parts],
               np.concatenate([p["samples"][(when, name)] for p in parts]))
               for name in ("stable", "glacier")} for when in ("before", "after")}
+    chain = [{"step": c[0], **blocks.merge_stats([p["chain"][i][1] for p in parts],
+                                                np.concatenate([p["chain"][i][2] for p in parts]))}
+             for i, c in enumerate(parts[0]["chain"])]
     for p in parts:
-        del p["samples"]
+        del p["samples"], p["chain"]
     dec = {k: np.concatenate([p["decimated"][k] for p in parts]) for k in parts[0]["decimated"]}
     tables = hypsometric_tables(parts) if setup.labels_path else {}
     for p in parts:
         p.pop("hyps", None)
     timings["apply"] = round(time.perf_counter() - t, 3)
-    return setup, blocks.BlockResults(parts, tables, dec, cb, st), curv_fit
+    return setup, blocks.BlockResults(parts, tables, dec, cb, st, chain), curv_fit
+
+
+def _centring_offset(dh, pred, table) -> float:
+    """The constant that, added to the table's correction where it applies (``table``),
+    keeps the median of the corrected stable dh at 0 over every pixel the correction chain
+    touches: a curve through bin medians need not, and pixels near voids, out of the table,
+    need not share its median."""
+    r = dh - np.where(table, pred, 0.0)
+    ok = np.isfinite(r)
+    r, t = r[ok], table[ok]
+    if not t.any():
+        return 0.0
+    lo, hi = -10.0 * max(float(np.std(r)), 1e-3), 10.0 * max(float(np.std(r)), 1e-3)
+    for _ in range(50):             # median(r - o * table) falls as o grows: bisection
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if np.median(r - mid * t) > 0 else (lo, mid)
+    return float(0.5 * (lo + hi))
 
 
 def _report(pair: DemPair, fit: CoregFit, setup, spans, results: blocks.BlockResults, curv_fit,
@@ -477,6 +515,11 @@ def _report(pair: DemPair, fit: CoregFit, setup, spans, results: blocks.BlockRes
                            "pipeline": fit.pipe.meta if fit.pipe else None},
         "curvature_bias": curv_fit,
         "statistics": results.stats, "variogram": vario,
+        "correction_chain": results.chain,
+        "correction_chain_note": "stable-terrain dh = REF - TBA (m) after each step in turn: "
+                                 "input (vertical references converted, blunders left out), "
+                                 "the co-registration steps, the resolution kernel and the "
+                                 "curvature table",
         "statistics_note": (f"dh = REF - TBA (m). mean, std, count over all pixels; median and "
                             f"NMAD over all pixels, or a fixed pseudo-random subsample of "
                             f"{STATS_SAMPLE} when there are more; variogram from pixels on "
