@@ -83,7 +83,17 @@ def _run_cryokit(case, ref, tba, stable, tr, crs, variant="default"):
     if variant == "max-only":       # the same variable as xDEM's TerrainBias
         cb = CurvatureBias().fit(ref - tba, kmax, stable)
         return tba + cb.predict(kmax), None
-    cb = CurvatureBias().fit(ref - tba, kmax, stable, second=kmin)   # dem-change default
+    if variant == "table":
+        cb = CurvatureBias().fit(ref - tba, kmax, stable, second=kmin)
+        return tba + cb.predict(kmax, kmin), None
+    # dem-change's default: the smoothing kernel of the sharper DEM, then the 2-D table
+    from cryokit.elevation.resolution import ResolutionBias, highpasses, kernel_sigmas
+    hp = highpasses(ref, kernel_sigmas(tr.a, tr.a))
+    dh = ref - tba
+    ok = stable & np.isfinite(dh) & np.isfinite(hp).all(axis=-1)
+    rb = ResolutionBias(kernel_sigmas(tr.a, tr.a)).fit(dh[ok], hp[ok])
+    tba = tba + np.nan_to_num(rb.predict(hp))
+    cb = CurvatureBias().fit(ref - tba, kmax, stable, second=kmin)
     return tba + cb.predict(kmax, kmin), None
 
 
@@ -115,9 +125,9 @@ def _run_xdem(case, ref, tba, stable, tr, crs):
 
 def _child(tool, case, threads, q):
     ref, tba, stable, tr, crs = _case(case)
-    if tool == "cryokit-max-only":
+    if tool in ("cryokit-max-only", "cryokit-table"):
         def run(*a):
-            return _run_cryokit(*a, variant="max-only")
+            return _run_cryokit(*a, variant=tool.split("-", 1)[1])
     else:
         run = _run_cryokit if tool == "cryokit" else _run_xdem
     # Imports happen before the clock starts: the time is the computation of each tool.
@@ -259,7 +269,7 @@ def main(argv=None):
         return
     ctx = mp.get_context("spawn")
     rows = []
-    tools = {"shift": ("cryokit", "xdem"), "curvature": ("cryokit", "cryokit-max-only", "xdem")}
+    tools = {"shift": ("cryokit", "xdem"), "curvature": ("cryokit", "cryokit-table", "cryokit-max-only", "xdem")}
     for case in ("shift", "curvature"):
         for tool in tools[case]:
             best = None
