@@ -29,6 +29,9 @@ def dem_change(
     resolution_kernel: bool = typer.Option(True, "--resolution-kernel/--no-resolution-kernel", help="Before the curvature table, fit the resolution difference as a smoothing of the sharper DEM (Gaussian high-passes, robust least squares on stable terrain); only with --curvature-bias."),
     ref_vref: Optional[str] = typer.Option(None, "--ref-vref", help="Vertical reference of REF: ellipsoid, egm96 (SRTM), egm2008 (Copernicus DEM, FABDEM), navd88, or a geoid undulation grid file. Named geoids use PROJ's grids (us_nga_egm96_15.tif, us_nga_egm08_25.tif, us_noaa_g2018u0.tif) from CRYOKIT_GEOID_DIR or PROJ's data directories."),
     tba_vref: Optional[str] = typer.Option(None, "--tba-vref", help="Vertical reference of TBA (as --ref-vref). Different references are converted to the ellipsoid."),
+    reference_points: Optional[list[Path]] = typer.Option(None, "--reference-points", help="Altimetry or survey points to check the DEMs with, on stable terrain, before and after co-registration (repeatable): ICESat-2 ATL06 (.h5; segments with atl06_quality_summary 0), ICESat GLAH14 (.h5), or a CSV/Parquet/vector table with x/y or lon/lat, z (or h), optional date and datum columns."),
+    points_crs: Optional[str] = typer.Option(None, "--points-crs", help="CRS of a point table's x/y [default: EPSG:4326 for lon/lat columns, the layer's CRS for a vector file]."),
+    points_vref: Optional[str] = typer.Option(None, "--points-vref", help="Vertical reference of a point table's heights (as --ref-vref) [default: its datum column, else ellipsoid]. ATL06 and GLAH14 heights are ellipsoidal."),
     id_column: Optional[str] = typer.Option(None, "--id-column", help="Glacier id column of the outlines (default: row number)."),
     name_column: Optional[str] = typer.Option(None, "--name-column", help="Glacier name column of the outlines."),
     stable_values: Optional[str] = options.stable_values(),
@@ -59,13 +62,16 @@ def dem_change(
     opts = DemChangeOptions(grid=grid, coreg=parse_coreg(coreg_steps),
                             curvature_bias=curvature_bias, curvature_second=curvature_second,
                             resolution_kernel=resolution_kernel,
+                            reference_points=tuple(str(p) for p in reference_points or ()),
+                            points_crs=points_crs, points_vref=points_vref,
                             ref_vref=ref_vref, tba_vref=tba_vref, id_column=id_column,
                             out_crs=out_crs, out_res=out_res,
                             name_column=name_column, place=place, block_rows=block_rows,
                             workers=workers, scheduler=scheduler, progress=True,
                             stable_values=options.parse_codes("--stable-values", stable_values))
     vref_files = [v for v in (ref_vref, tba_vref) if v and os.path.isfile(v)]
-    with guarded_dir(outdir, "dem-change", inputs=(ref, tba, glaciers, stable_mask, *vref_files),
+    with guarded_dir(outdir, "dem-change", inputs=(ref, tba, glaciers, stable_mask, *vref_files,
+                                                   *(reference_points or ())),
                      overwrite=overwrite):
         rep = make_dem_change(str(ref), str(tba), str(outdir), ref_date=ref_date,
                               tba_date=tba_date, glaciers=str(glaciers) if glaciers else None,
@@ -77,6 +83,11 @@ def dem_change(
         ("shift", f"x {c['shift_x']:+.2f} m, y {c['shift_y']:+.2f} m, z {c['shift_z']:+.2f} m"),
         ("stable before", f"median {sb['median']:+.2f} m, NMAD {sb['nmad']:.2f} m"),
         ("stable after", f"median {sa['median']:+.2f} m, NMAD {sa['nmad']:.2f} m"),
+        *[(f"points {os.path.basename(p['file'])}",
+           f"{p['points_on_stable_terrain']} on stable terrain; TBA - points median "
+           + (f"{p['tba_before']['median']:+.2f} m before, {p['tba_after']['median']:+.2f} m after"
+              if p["tba_after"]["count"] else "n/a"))
+          for p in rep.get("reference_points", [])],
         ("blocks", f"{rep['blocks']['count']} of {rep['blocks']['rows']} rows"),
         ("output", str(outdir))])
 

@@ -82,3 +82,37 @@ def describe(vref: str | None) -> str | None:
     if key in GEOIDS:
         return f"{key.upper()} geoid ({GEOIDS[key][0]})"
     return f"geoid grid file {os.path.basename(str(vref))}"
+
+
+def undulation_at(vref: str, lon, lat):
+    """Geoid undulation N (m) of a resolved reference (:func:`resolve`) at points given in
+    WGS84 longitude/latitude, interpolated bilinearly; 0 for ``"ellipsoid"``, NaN outside
+    the grid."""
+    import numpy as np
+    import rasterio
+    from pyproj import Transformer
+    from rasterio.windows import Window
+    from scipy import ndimage
+
+    lon, lat = np.asarray(lon, float), np.asarray(lat, float)
+    if vref == "ellipsoid":
+        return np.zeros(lon.shape)
+    with rasterio.open(vref) as ds:
+        x, y = (Transformer.from_crs("EPSG:4326", ds.crs, always_xy=True).transform(lon, lat)
+                if ds.crs is not None and not ds.crs.is_geographic else (lon, lat))
+        inv = ~ds.transform
+        x, y = np.asarray(x), np.asarray(y)
+        col = inv.a * x + inv.b * y + inv.c - 0.5     # pixel-centre coordinates
+        row = inv.d * x + inv.e * y + inv.f - 0.5
+        c0 = int(max(np.floor(np.nanmin(col)) - 1, 0))
+        r0 = int(max(np.floor(np.nanmin(row)) - 1, 0))
+        c1 = int(min(np.ceil(np.nanmax(col)) + 2, ds.width))
+        r1 = int(min(np.ceil(np.nanmax(row)) + 2, ds.height))
+        if c1 <= c0 or r1 <= r0:
+            return np.full(lon.shape, np.nan)
+        n = ds.read(1, window=Window(c0, r0, c1 - c0, r1 - r0), masked=True)
+        n = n.astype(float).filled(np.nan)
+    out = ndimage.map_coordinates(n, [row - r0, col - c0], order=1, mode="constant",
+                                  cval=np.nan)
+    inside = (row >= -0.5) & (row <= ds.height - 0.5) & (col >= -0.5) & (col <= ds.width - 0.5)
+    return np.where(inside, out, np.nan)

@@ -125,6 +125,7 @@ class BlockSetup:
     kernel: object | None = None         # fitted resolution.ResolutionBias
     kernel_sigmas: tuple = ()            # its Gaussians (grid pixels); () = no kernel step
     bias_source: str = "ref"             # the sharper DEM, whose curvature and high-passes serve
+    keep_inputs: bool = False            # also save REF and raw TBA per block (point checks)
 
 
 @dataclass
@@ -210,6 +211,27 @@ def bias_samples(span: tuple[int, int], setup: BlockSetup) -> dict:
     return out
 
 
+def sample_scratch(setup: BlockSetup, spans, name: str, rows, cols) -> np.ndarray:
+    """Bilinear values of the blocks' scratch arrays ``{name}_{r0}.npy`` at fractional grid
+    positions (row, col of pixel centres); NaN where a neighbour that counts is void."""
+    starts = np.array([a for a, _ in spans])
+    h, w = setup.grid.shape
+    ri, ci = np.floor(rows).astype(np.int64), np.floor(cols).astype(np.int64)
+    fr, fc = rows - ri, cols - ci
+    out = np.zeros(np.shape(rows))
+    for dr, dc, wt in ((0, 0, (1 - fr) * (1 - fc)), (0, 1, (1 - fr) * fc),
+                       (1, 0, fr * (1 - fc)), (1, 1, fr * fc)):
+        r, c = np.clip(ri + dr, 0, h - 1), np.clip(ci + dc, 0, w - 1)
+        v = np.full(np.shape(rows), np.nan)
+        b = np.searchsorted(starts, r, side="right") - 1
+        for i in np.unique(b):
+            sel = b == i
+            arr = np.load(os.path.join(setup.scratch, f"{name}_{starts[i]}.npy"), mmap_mode="r")
+            v[sel] = arr[r[sel] - starts[i], c[sel]]
+        out += np.where(wt > 0, wt * v, 0.0)
+    return out
+
+
 def _moments(v: np.ndarray) -> tuple[int, float, float]:
     v = v.astype(np.float64)
     if v.size == 0:
@@ -290,6 +312,9 @@ def apply_block(span: tuple[int, int], setup: BlockSetup) -> dict:
         out["chain"].append((name, _moments(v[ok]), v[rows[k], cols[k]].astype(np.float32)))
     np.save(os.path.join(s.scratch, f"dh_{r0}.npy"), dh.astype(np.float32, copy=False))
     np.save(os.path.join(s.scratch, f"aligned_{r0}.npy"), aligned.astype(np.float32, copy=False))
+    if s.keep_inputs:
+        np.save(os.path.join(s.scratch, f"ref_{r0}.npy"), ref_z)
+        np.save(os.path.join(s.scratch, f"tba_{r0}.npy"), d["tba"])
     out["void_labels"] = np.zeros(0, np.int64)
     if labels is not None:
         fin_ref = np.isfinite(ref_z)

@@ -36,7 +36,7 @@ from ..core.errors import UserError
 from ..core import parallel
 from ..core.parallel import run_tasks
 from ..core.raster import Grid, grid_in_crs, projected_grid, read_grid, utm_crs
-from . import bias, blocks, coreg, resolution, uncertainty
+from . import altimetry, bias, blocks, coreg, resolution, uncertainty
 from .outputs import write_outputs
 from .tables import ICE_DENSITY, ICE_DENSITY_ERR, hypsometric_tables
 
@@ -58,6 +58,9 @@ class DemChangeOptions:
     curvature_bias: bool = True
     curvature_second: str = "min_curvature"  # min_curvature | elevation | none
     resolution_kernel: bool = True          # smoothing-kernel fit before the curvature table
+    reference_points: tuple[str, ...] = ()  # ATL06 / GLAH14 files or point tables to check with
+    points_crs: str | None = None           # CRS of a table's x/y (lon/lat: EPSG:4326)
+    points_vref: str | None = None          # vertical reference of a table's heights
     ref_vref: str | None = None             # ellipsoid, a geoid name (egm96...) or grid file
     tba_vref: str | None = None
     out_crs: str | None = None              # CRS of the common grid (None: see _target_grid)
@@ -247,6 +250,10 @@ def make_dem_change(ref: str, tba: str, outdir: str, *, ref_date: str, tba_date:
         options = replace(options, ref_vref=vdatum.resolve(options.ref_vref, "--ref-vref"),
                           tba_vref=vdatum.resolve(options.tba_vref, "--tba-vref"))
     grid, g_ref, g_tba = _target_grid(ref, tba, options.grid, options.out_crs, options.out_res)
+    points = [altimetry.read_points(p, options.points_crs, options.points_vref)
+              for p in options.reference_points]
+    for pts, p in zip(points, options.reference_points):
+        vdatum.resolve(pts.vref, p)          # a named geoid the points need must be there
     out = Path(outdir).absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     # Block outputs go to scratch files beside OUTDIR (workers elsewhere must see them),
@@ -255,7 +262,7 @@ def make_dem_change(ref: str, tba: str, outdir: str, *, ref_date: str, tba_date:
     pair = DemPair(ref, tba, d_ref, d_tba, grid, g_ref, g_tba, glaciers, stable_mask,
                    vref_names=names)
     try:
-        return _make(pair, outdir, options, scratch, t0)
+        return _make(pair, outdir, options, scratch, t0, points)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -365,7 +372,8 @@ def _check_converged(steps, grid, tba) -> None:
                             f"({extent:.0f} m): the DEMs do not match", tba)
 
 
-def _make(pair: DemPair, outdir, options: DemChangeOptions, scratch: str, t0: float) -> dict:
+def _make(pair: DemPair, outdir, options: DemChangeOptions, scratch: str, t0: float,
+          points=()) -> dict:
     t = time.perf_counter()
     fit = _fit(pair, options, scratch)
     t_read = time.perf_counter() - t - fit.seconds
@@ -388,7 +396,7 @@ def _make(pair: DemPair, outdir, options: DemChangeOptions, scratch: str, t0: fl
         second=options.curvature_second, stable_path=fit.stable_path,
         blunder_path=fit.blunder_path,
         labels_path=fit.labels_path, scratch=scratch, halo=halo,
-        kernel_sigmas=sigmas, bias_source=sharper,
+        kernel_sigmas=sigmas, bias_source=sharper, keep_inputs=bool(points),
         later_first=pair.d_ref > pair.d_tba,
         decimate=max(1, math.ceil(math.sqrt(n_px / FIGURE_PIXELS))),
         p_stats=(min(1.0, STATS_SAMPLE / max(n_stable, 1)),
@@ -399,6 +407,12 @@ def _make(pair: DemPair, outdir, options: DemChangeOptions, scratch: str, t0: fl
     with _cluster(options) as address:
         setup, results, curv_fit = _block_passes(pair, setup, spans, address, options, timings)
     report = _report(pair, fit, setup, spans, results, curv_fit, options)
+    if points:
+        t = time.perf_counter()
+        report["reference_points"] = [
+            _check_points(p, path, pair, fit, setup, spans, options)
+            for p, path in zip(points, options.reference_points)]
+        timings["reference_points"] = round(time.perf_counter() - t, 3)
     report["timings_s"] = timings
     t = time.perf_counter()
     report["void_filled_pixels"] = write_outputs(outdir, pair, setup, results, fit.outlines,
@@ -474,6 +488,63 @@ def _block_passes(pair: DemPair, setup, spans, address, options: DemChangeOption
         p.pop("hyps", None)
     timings["apply"] = round(time.perf_counter() - t, 3)
     return setup, blocks.BlockResults(parts, tables, dec, cb, st, chain), curv_fit
+
+
+def _pixel(transform, x, y):
+    """Fractional (col, row) of pixel centres at map coordinates."""
+    inv = ~transform
+    x, y = np.asarray(x), np.asarray(y)
+    return inv.a * x + inv.b * y + inv.c - 0.5, inv.d * x + inv.e * y + inv.f - 0.5
+
+
+def _check_points(pts, path, pair: DemPair, fit: CoregFit, setup, spans,
+                  options: DemChangeOptions) -> dict:
+    """REF and TBA (before and after the whole correction) against altimetry points on
+    stable terrain, the points' heights first put on the DEMs' vertical reference."""
+    from pyproj import Transformer
+
+    grid = pair.grid
+    lon, lat = (Transformer.from_crs(pts.crs, "EPSG:4326", always_xy=True)
+                .transform(pts.x, pts.y))
+    lon, lat = np.asarray(lon), np.asarray(lat)
+    src = vdatum.resolve(pts.vref, path)
+    if fit.vrefs is not None:                 # DEMs converted to the ellipsoid
+        target, target_name = "ellipsoid", "ellipsoid"
+    elif options.ref_vref is not None:        # both DEMs on one declared reference
+        target, target_name = options.ref_vref, pair.vref_names[0]
+    else:
+        target, target_name = None, None
+    z = np.asarray(pts.z, float)
+    if target is not None and src != target:
+        z = z + vdatum.undulation_at(src, lon, lat) - vdatum.undulation_at(target, lon, lat)
+    x, y = Transformer.from_crs("EPSG:4326", grid.crs, always_xy=True).transform(lon, lat)
+    col, row = _pixel(grid.transform, x, y)
+    h, w = grid.shape
+    inside = (row >= 0) & (row <= h - 1) & (col >= 0) & (col <= w - 1) & np.isfinite(z)
+    stable = np.load(setup.stable_path, mmap_mode="r")
+    ri, ci = np.rint(row[inside]).astype(int), np.rint(col[inside]).astype(int)
+    on_stable = np.zeros(z.size, bool)
+    on_stable[np.flatnonzero(inside)] = stable[ri, ci]
+    r, c, zz = row[on_stable], col[on_stable], z[on_stable]
+    vals = {k: blocks.sample_scratch(setup, spans, k, r, c) for k in ("ref", "tba", "aligned")}
+    both = np.isfinite(vals["ref"]) & np.isfinite(vals["tba"]) & np.isfinite(vals["aligned"])
+    t = pts.time[on_stable][both] if pts.time is not None else None
+    return {
+        "file": os.path.abspath(path), "source": pts.source, "quality_rule": pts.rule,
+        "points_read": pts.n_read, "points_kept": len(pts),
+        "points_in_grid": int(inside.sum()), "points_on_stable_terrain": int(both.sum()),
+        "time_range": altimetry.time_range(t),
+        "vertical_reference": {
+            "points": vdatum.describe(pts.vref),
+            "compared_on": (vdatum.describe(target_name) if target is not None else
+                            "as given: the DEMs' reference is undeclared"),
+            "converted": bool(target is not None and src != target)},
+        "sampling": "bilinear on the common grid; stable terrain at the nearest pixel",
+        "sign": "DEM minus points (m)",
+        "ref": altimetry.point_stats(vals["ref"][both], zz[both]),
+        "tba_before": altimetry.point_stats(vals["tba"][both], zz[both]),
+        "tba_after": altimetry.point_stats(vals["aligned"][both], zz[both]),
+    }
 
 
 def _centring_offset(dh, pred, table) -> float:
