@@ -264,8 +264,11 @@ def test_predict_image_matches_predict(scene):
     clf = GlobalClassifier(n_estimators=8, max_depth=8).fit(scene.sample_table(), scene.labels)
     img = scene.features[:, :80, :90]
     codes, conf = predict_image(clf, img)
-    X, ok = img.reshape(img.shape[0], -1).T, np.isfinite(img).all(axis=0).ravel()
+    # a pixel with any valid feature is mapped (missing ones routed as the trees learnt)
+    X, ok = img.reshape(img.shape[0], -1).T, np.isfinite(img).any(axis=0).ravel()
+    assert (~np.isfinite(img).all(axis=0)).any()          # the scene has missing features
     assert np.array_equal(codes.ravel()[ok], clf.predict(X[ok]))
+    assert (codes.ravel()[ok] > 0).all()
     assert (codes.ravel()[~ok] == 0).all() and np.isnan(conf.ravel()[~ok]).all()
     sm, sconf = predict_image(clf, img, smooth=1.0, mmu=4)
     truth = scene.truth[:80, :90].ravel()[ok]

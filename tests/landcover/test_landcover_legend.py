@@ -96,7 +96,7 @@ def test_class_codes_from():
     assert class_codes_from(["Shrub tundra", "forest"], CALC2020) == {"Shrub tundra": 4,
                                                                       "forest": 2}
     assert class_codes_from([5.0, 2, np.nan]) == {"2": 2, "5": 5}
-    assert class_codes_from([0.0, 3.0, 1.0]) == {"0": 1, "1": 2, "3": 3}  # 0 is reserved
+    assert class_codes_from([0.0, 3.0, 1.0]) == {"1": 1, "3": 3}  # 0 = unlabelled
     assert class_codes_from(["x", "y"], codes={"x": 7, "y": 9, "z": 1}) == {"x": 7, "y": 9}
     with pytest.raises(ValueError, match="moss"):
         class_codes_from(["Forest", "moss"], CALC2020)

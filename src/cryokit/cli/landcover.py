@@ -165,7 +165,7 @@ def train(
     model: str = typer.Option("rf", "--model", help="rf (random forest, compiled for fast prediction), lgbm (LightGBM) or rf+lgbm (mean of both models' class probabilities; prediction as slow as lgbm)."),
     local: Optional[int] = typer.Option(None, "--local", help="Locally adaptive: one model per tile of this many pixels, trained on the tile and its neighbours, blended at edges (default: one global model)."),
     blend: float = typer.Option(1.0, "--blend", help="With --local: width of the blending ramp across tile edges as a fraction of the tile; 1 (default) blends bilinearly between the four nearest tile centres (4 models per pixel), 0.5 lets the inner half of each tile use its own model alone (1.4x faster prediction on the synthetic benchmark at -0.04 points of accuracy)."),
-    legend: Optional[Path] = typer.Option(None, "--legend", help="Legend file (JSON or CSV code,name,colour); default CALC-2020 (codes 1-10)."),
+    legend: Optional[str] = typer.Option(None, "--legend", help="Legend file (JSON or CSV code,name,colour), or 'calc' for the CALC-2020 legend (codes 1-10, label names matched to its classes). Default: the labels' own classes, named by the label values (or by a text column that matches numeric codes one to one, else 'class N'), coloured as CALC-2020 where a name matches."),
     trees: int = typer.Option(64, "--trees", help="Trees (rf) or boosting rounds (lgbm) per model."),
     max_depth: int = typer.Option(12, "--max-depth", help="Tree depth limit of rf models (prediction time grows with the depth)."),
     min_leaf: int = typer.Option(1, "--min-leaf", help="Fewest training samples in an rf leaf (1 = fully grown trees)."),
@@ -179,7 +179,8 @@ def train(
     """Train a land cover classifier on labelled pixels of a feature stack.
 
     A labelled class missing from the legend is an error; legend classes without samples are
-    noted in MODEL.json and never predicted.  Samples with a NaN feature are dropped.
+    noted in MODEL.json and never predicted.  Samples with missing (NaN) features are kept:
+    the models learn which side of each split missing values take.
     """
     from ..landcover.classify import ModelParams
     from ..landcover.product import TrainOptions, train_model
@@ -205,7 +206,9 @@ def train(
         for field_name, option in sorted(names.items(), key=lambda kv: -len(kv[0])):
             msg = re.sub(rf"(?<![\w-]){re.escape(field_name)}(?![\w])", option, msg, count=1)
         raise UserError(msg) from None
-    with guarded_file(out, inputs=(features, labels, legend), overwrite=overwrite,
+    legend_file = legend if legend and legend.lower() not in ("calc", "calc-2020", "calc2020") \
+        else None
+    with guarded_file(out, inputs=(features, labels, legend_file), overwrite=overwrite,
                       beside=[f"{out}.json"]):
         m = train_model(str(features), str(labels), str(out), opts)
     rows = [("samples", f"{m.info['n_samples']} ({m.info['dropped_nan_samples']} dropped: NaN)"),
@@ -231,6 +234,7 @@ def predict(
     block: int = typer.Option(1024, "--block", help="Block side in pixels read at a time."),
     smooth: float = typer.Option(0.0, "--smooth", metavar="SIGMA_PX", help="Spatial regularisation: smooth each class probability with a Gaussian of this sigma (pixels) over the valid pixels before the arg-max; removes isolated misclassified pixels but also erodes thin features (1-px roads). 0 = off (default). The confidence band then holds the smoothed probability."),
     mmu: int = typer.Option(0, "--mmu", metavar="PIXELS", help="Minimum mapping unit: 8-connected patches of one class smaller than this many pixels take their next most probable class (after --smooth); thin but long features survive. 0 = off (default)."),
+    dates: Optional[str] = typer.Option(None, "--dates", help="Date, or START,END, the map stands for (YYYY-MM-DD). Default: the dates of the feature stack (band names YYYY-MM-DD_..., its feature_dates tag, or an acquisition tag); a stack without any needs it."),
     overwrite: bool = options.overwrite(),
     trust_model: bool = typer.Option(False, "--trust-model", help="Load a model saved by an older cryokit as a pickle (joblib). Unpickling runs code from the file: use it only for a model you made yourself."),
 ):
@@ -254,7 +258,7 @@ def predict(
                           regions=str(regions) if regions else None,
                           region_column=region_column, workers=workers, scheduler=scheduler,
                           block=block, progress=True, smooth=smooth, mmu=mmu,
-                          trust_model=trust_model)
+                          trust_model=trust_model, dates=dates)
     total = sum(rep["classes"].values()) or 1
     rows = [("classes", ", ".join(f"{c}: {100 * n / total:.1f}%" for c, n in rep["classes"].items())),
             ("nodata pixels", str(rep["nodata_pixels"])), ("blocks", str(rep["blocks"])),

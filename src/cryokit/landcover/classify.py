@@ -451,7 +451,8 @@ def predict_image(classifier, stack: np.ndarray, *, row0: int = 0, col0: int = 0
     ----------
     classifier : GlobalClassifier or LocalClassifier (fitted)
     stack : ndarray (n_features, rows, cols)
-        Features; a pixel with any NaN feature is nodata.
+        Features, NaN where missing: a pixel with at least one valid feature is classified
+        (the models route missing values as they learnt to); one with none is nodata.
     row0, col0 : int
         Position of ``stack[:, 0, 0]`` in the full image (local models need it).
     smooth : float
@@ -487,7 +488,7 @@ def predict_image(classifier, stack: np.ndarray, *, row0: int = 0, col0: int = 0
     stack = np.asarray(stack, np.float32)
     _, h, w = stack.shape
     X = stack.reshape(stack.shape[0], -1).T
-    ok = np.flatnonzero(np.isfinite(X).all(axis=1))
+    ok = np.flatnonzero(np.isfinite(X).any(axis=1))
     codes = np.zeros(h * w, np.int64)
     conf = np.full(h * w, np.nan, np.float32)
     if ok.size == 0:

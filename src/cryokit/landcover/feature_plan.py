@@ -179,6 +179,20 @@ def _check_overlap(path: str, grid: Grid, first) -> None:
                         path)
 
 
+def _value_level(optical) -> float:
+    """99th percentile of the bands that indices use (a decimated read of each, at most 4)."""
+    tops = []
+    for r in [o for o in optical if o.role][:4]:
+        with open_raster(r.path) as ds:
+            step = max(1, max(ds.height, ds.width) // 256)
+            a = ds.read(r.index, out_shape=(max(1, ds.height // step), max(1, ds.width // step)),
+                        masked=True).astype(np.float64).filled(np.nan)
+        a = a[np.isfinite(a)]
+        if a.size:
+            tops.append(float(np.percentile(a, 99)))
+    return max(tops, default=0.0)
+
+
 def plan_features(inputs: Sequence[str | os.PathLike], options: FeatureOptions = FeatureOptions(),
                   sar: str | os.PathLike | None = None,
                   dem: str | os.PathLike | None = None) -> FeaturePlan:
@@ -222,6 +236,14 @@ def plan_features(inputs: Sequence[str | os.PathLike], options: FeatureOptions =
             raise UserError(f"index {', '.join(missing)} needs band roles the inputs lack (roles "
                             f"found: {', '.join(sorted(roles)) or 'none'}; name the bands or "
                             "give --sensor)", inputs[0])
+    if indices and options.scale == 1.0 and options.offset == 0.0:
+        top = _value_level(optical)
+        if top > 1.5:
+            from ..core.console import warn
+            warn(f"{Path(optical[0].path).name}: optical values reach {top:g}, digital numbers "
+                 f"rather than reflectance 0-1; the indices ({', '.join(indices)}) assume "
+                 "reflectance (SAVI's soil term, NDSI thresholds): give --scale and --offset "
+                 "(Landsat Collection 2 L2: 0.0000275 and -0.2; Sentinel-2 L2A: 0.0001)")
     for r in optical:  # two bands of one date with the same role would make indices ambiguous
         same = [o for o in optical if o.date == r.date and o.role == r.role and r.role]
         if len(same) > 1:

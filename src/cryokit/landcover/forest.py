@@ -16,8 +16,10 @@ overlap in the pipeline.  Pixels on short paths idle at their leaf, yet this is 
 than walking each pixel to its leaf with a branch per node, even for unlimited trees.
 
 Both give ``RandomForestClassifier.predict_proba`` (same leaves, mean of the leaf class
-fractions) up to float32 rounding of the probabilities.  Mask rows with NaN before: NaN goes
-left at every split (``NaN > t`` is false).
+fractions) up to float32 rounding of the probabilities, missing values included: a forest
+fitted on data with NaN learns at each split which side missing values take
+(``tree_.missing_go_to_left``; the larger child where training had none), and one bit of the
+node says so (``NaN > t`` is false, so NaN goes left unless that bit sends it right).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ import numpy as np
 _CHUNK_FLOATS = 4096  # feature-major chunk copy: 16 KiB leaves L1 room for a tree's nodes
 _MAX_CHUNK = 256
 _OFF_BITS = 16  # low bits of a node: feature offset in the chunk (constant: no shift by a variable)
+_NAN_BIT = 15   # of those, the top one: a missing value (NaN) goes right at this split
+_OFF_MASK = (1 << _NAN_BIT) - 1
 
 
 def chunk_size(n_features: int) -> int:
@@ -44,8 +48,9 @@ class FlatForest:
     Attributes
     ----------
     node : int32 (int64 for trees of over 32767 nodes) per node
-        ``(left << 16) | feature * chunk``, ``left`` the index of the left child relative to
-        the tree's root (right is ``left + 1``); a leaf is its own left child
+        ``(left << 16) | nan_right << 15 | feature * chunk``, ``left`` the index of the left
+        child relative to the tree's root (right is ``left + 1``); a leaf is its own left
+        child; ``nan_right`` sends a missing value right
     threshold : float32; a pixel goes right when ``x[feature] > threshold`` (+inf at leaves)
     value : float32 (n_nodes, K) class fractions (read at leaves only)
     roots : (n_trees,) int64 index of each tree's root in the node arrays
@@ -117,13 +122,17 @@ def compile_forest(model) -> FlatForest:
     ...                                          atol=1e-5)))
     False True
     True True
+    >>> Xm = np.where(rng.random(X.shape) < 0.3, np.nan, X)       # missing values
+    >>> rf = RandomForestClassifier(10, random_state=0).fit(Xm, y)
+    >>> bool(np.allclose(compile_forest(rf).predict_proba(Xm), rf.predict_proba(Xm), atol=1e-5))
+    True
     """
     trees = [e.tree_ for e in getattr(model, "estimators_", [model])]
     n_features = int(model.n_features_in_)
     chunk = chunk_size(n_features)
-    if n_features * chunk > 2 ** _OFF_BITS:
+    if n_features * chunk > 2 ** _NAN_BIT:
         raise ValueError(f"{n_features} features: the compiled forest takes at most "
-                         f"{2 ** _OFF_BITS // 16}")
+                         f"{2 ** _NAN_BIT // 16}")
     biggest = max(t.node_count for t in trees)
     dtype = np.int32 if biggest < 2 ** (31 - _OFF_BITS) else np.int64
     node, thr, val, roots, depths = [], [], [], [], []
@@ -131,7 +140,11 @@ def compile_forest(model) -> FlatForest:
     for t in trees:
         order, left, leaf = _breadth_first(t)
         feat = np.where(leaf, 0, t.feature[order])
-        node.append((left.astype(np.int64) << _OFF_BITS | feat * chunk).astype(dtype))
+        miss = getattr(t, "missing_go_to_left", None)
+        nan_right = (np.zeros(order.size, np.int64) if miss is None
+                     else np.where(leaf, 0, 1 - miss[order].astype(np.int64)))
+        node.append((left.astype(np.int64) << _OFF_BITS | nan_right << _NAN_BIT
+                     | feat * chunk).astype(dtype))
         thr.append(np.where(leaf, np.inf, t.threshold[order]))
         v = t.value[order, 0, :].astype(np.float64)
         # forest trees see every class (bootstrap by sample weights), so columns line up
@@ -172,7 +185,10 @@ def _walk(X, node, threshold, value, roots, depths, chunk, out):
                 for j in range(m):
                     p = pos[j]
                     q = tn[p]
-                    pos[j] = (q >> _OFF_BITS) + (xt[(q & 0xFFFF) + j] > tt[p])
+                    x = xt[(q & _OFF_MASK) + j]
+                    # x != x only for NaN: it goes right where the split says so
+                    pos[j] = (q >> _OFF_BITS) + ((x > tt[p]) | (((q >> _NAN_BIT) & 1) == 1)
+                                                  & (x != x))
             tv = value[roots[t]:]
             for j in range(m):
                 for k in range(n_cls):

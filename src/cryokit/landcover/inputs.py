@@ -105,6 +105,11 @@ def _vector_labels(path: str, grid: Grid, column: str | None, legend: Legend | N
         mapping = class_codes_from(keys, legend, codes)
     except ValueError as e:
         raise UserError(f"column {col!r}: {e}", path) from None
+    labelled = np.array([k in mapping for k in keys], bool)
+    if not labelled.all():      # features labelled 0: unlabelled
+        df, keys = df[labelled], [k for k, ok in zip(keys, labelled) if ok]
+        if not keys:
+            raise UserError(f"has no labels (column {col!r} holds only 0 = unlabelled)", path)
     value = np.array([mapping[k] for k in keys], np.int32)
     if df.crs is not None and grid.crs is not None:
         df = df.to_crs(CRS.from_user_input(grid.crs).to_wkt())
@@ -129,7 +134,28 @@ def _vector_labels(path: str, grid: Grid, column: str | None, legend: Legend | N
             out = np.where(burnt > 0, burnt, out)
     if not out.any():
         raise UserError("labels do not overlap the grid", path)
-    return Labels(out, mapping, col)
+    return Labels(out, mapping, col, _name_column(df, col, keys, mapping))
+
+
+def _name_column(df, col: str, keys, mapping) -> dict[int, str] | None:
+    """Names of numeric label codes from a text column that matches them one to one
+    (``LULC_ID`` and ``LULC_NAME``); None when the labels are names or no column fits."""
+    from .labels import _is_number
+
+    if not all(_is_number(k) for k in mapping):
+        return None
+    codes = np.array([mapping[k] for k in keys])
+    for other in df.columns:
+        if other in (col, df.geometry.name) or not (pd.api.types.is_object_dtype(df[other])
+                                                    or pd.api.types.is_string_dtype(df[other])):
+            continue
+        text = df[other].fillna("").astype(str).str.strip().to_numpy()
+        if (text == "").any():
+            continue
+        pairs = set(zip(codes.tolist(), text.tolist()))
+        if len(pairs) == len(set(codes.tolist())) == len({t for _, t in pairs}):
+            return {int(c): t for c, t in pairs}
+    return None
 
 
 def read_labels(path: str | os.PathLike, grid: Grid, column: str | None = None, *,

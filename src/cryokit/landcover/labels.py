@@ -30,9 +30,21 @@ class Labels:
     array: np.ndarray
     codes: dict[str, int]
     column: str | None = None
+    names: dict[int, str] | None = None   # numeric codes: names from a companion column
 
     def legend(self, base: Legend | None = CALC2020) -> Legend:
-        """A legend naming the codes by the labels they came from; see :func:`legend_from_codes`."""
+        """A legend naming the codes by the labels they came from (see
+        :func:`legend_from_codes`); numeric labels by the companion name column when the file
+        has one (``LULC_ID`` with ``LULC_NAME``), else ``class <code>``.
+
+        Examples
+        --------
+        >>> Labels(np.zeros((1, 1), np.int32), {"1": 1, "5": 5}, names={5: "forest"}).legend().names
+        ('class 1', 'forest')
+        """
+        if all(_is_number(k) for k in self.codes):
+            named = {(self.names or {}).get(c, f"class {c}"): c for c in self.codes.values()}
+            return legend_from_codes(named, base)
         return legend_from_codes(self.codes, base)
 
 
@@ -49,11 +61,12 @@ def class_codes_from(values: Sequence, legend: Legend | None = None,
     """Map the distinct label values to class codes (1..255; 0 means unlabelled).
 
     - ``codes`` given: used as is (a model's stored mapping); values it lacks raise ValueError.
-    - integer values all in 1..255: each is its own code.
+    - integer values all in 0..255: each is its own code, and 0 means unlabelled (left out),
+      as in a label raster.
     - names and a ``legend``: the legend's code of each name (case, spaces, punctuation ignored);
       a name the legend lacks raises ValueError naming it.
-    - otherwise (names without legend, or numbers that include 0, negatives or fractions):
-      codes 1..n in sorted order of the values.
+    - otherwise (names without legend, or numbers that include negatives, fractions or
+      values over 255): codes 1..n in sorted order of the values.
 
     Missing values (None, NaN, empty string) are left out.
 
@@ -69,8 +82,10 @@ def class_codes_from(values: Sequence, legend: Legend | None = None,
     {'Forest': 2, 'open water': 6}
     >>> class_codes_from([3.0, 1.0, None])
     {'1': 1, '3': 3}
-    >>> class_codes_from([0, 1, 2])          # 0 would read as unlabelled: shifted
-    {'0': 1, '1': 2, '2': 3}
+    >>> class_codes_from([0, 1, 2])          # 0 is unlabelled, as in a label raster
+    {'1': 1, '2': 2}
+    >>> class_codes_from([-1, 1, 2])         # not codes: numbered in order
+    {'-1': 1, '1': 2, '2': 3}
     """
     keys = _distinct_keys(values)
     if codes is not None:
@@ -81,8 +96,8 @@ def class_codes_from(values: Sequence, legend: Legend | None = None,
                              f"({', '.join(list(mapping)[:20])})")
         return {k: mapping[k] for k in keys}
     numeric = all(_is_number(k) for k in keys)
-    if numeric and all(float(k).is_integer() and 1 <= float(k) <= 255 for k in keys):
-        return {k: int(float(k)) for k in sorted(keys, key=float)}
+    if numeric and all(float(k).is_integer() and 0 <= float(k) <= 255 for k in keys):
+        return {k: int(float(k)) for k in sorted(keys, key=float) if float(k) != 0}
     if not numeric and legend is not None:
         out, unknown = {}, []
         for k in keys:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 from rasterio.features import geometry_mask
 from rasterio.windows import Window
 
@@ -55,7 +56,8 @@ class TrainOptions:
 
     label_column: str | None = None
     local: int | None = None          # tile size in pixels; None = one global model
-    legend: str | None = None         # legend file; None = CALC-2020
+    legend: str | None = None         # legend file, or "calc" (CALC-2020); None: the labels'
+
     prior: str = "none"               # none | train: class-prior correction (global models)
     blend: float = 1.0                # local: blending ramp width, fraction of a tile
     model: ModelParams = field(default_factory=ModelParams)   # the estimators' parameters
@@ -98,8 +100,14 @@ def read_samples(path: str, rows: np.ndarray, cols: np.ndarray, block: int = 512
     return out
 
 
-def _legend(path: str | None) -> Legend:
-    return CALC2020 if path is None else load_legend(path)
+CALC_NAMES = ("calc", "calc-2020", "calc2020")
+
+
+def _legend(path: str | None) -> Legend | None:
+    """The legend asked for: a file, CALC-2020 by name, or None (take it from the labels)."""
+    if path is None:
+        return None
+    return CALC2020 if str(path).lower() in CALC_NAMES else load_legend(path)
 
 
 # ----------------------------------------------------------------------------- training
@@ -130,16 +138,19 @@ def train_model(features: str | os.PathLike, labels: str | os.PathLike, out: str
     names = feature_names(features)
     legend = _legend(options.legend)
     lab = read_labels(labels, grid, options.label_column, legend=legend)
+    if legend is None:     # the user's classes, named as the labels name them
+        legend = lab.legend(base=CALC2020)
     rows, cols = np.nonzero(lab.array)
     y = lab.array[rows, cols].astype(np.int64)
     unknown = sorted(set(np.unique(y).tolist()) - set(legend.codes))
     if unknown:
         raise UserError(f"labelled class code(s) {unknown} are not in the legend "
-                        f"({options.legend or 'CALC-2020'}: codes {list(legend.codes)})", labels)
+                        f"({options.legend}: codes {list(legend.codes)})", labels)
     X = read_samples(features, rows, cols)
-    ok = np.isfinite(X).all(axis=1)
+    # Samples with some missing features are kept: the models learn where missing values go.
+    ok = np.isfinite(X).any(axis=1)
     if not ok.any():
-        raise UserError("no labelled pixel has valid values in every feature band", features)
+        raise UserError("no labelled pixel has a valid value in any feature band", features)
     X, y, rows, cols = X[ok], y[ok], rows[ok], cols[ok]
     present, counts = np.unique(y, return_counts=True)
     if present.size < 2:
@@ -153,6 +164,7 @@ def train_model(features: str | os.PathLike, labels: str | os.PathLike, out: str
               f"{', '.join(legend.name(c) for c in missing)}"] if missing else [])
     info = {"samples": {legend.name(int(c)): int(n) for c, n in zip(present, counts)},
             "n_samples": int(y.size), "dropped_nan_samples": int((~ok).sum()),
+            "samples_with_missing_features": int((~np.isfinite(X)).any(axis=1).sum()),
             "features_file": os.path.abspath(features), "labels_file": os.path.abspath(labels),
             "label_column": lab.column, "label_codes": lab.codes, "grid_crs": str(grid.crs),
             "grid_shape": list(grid.shape), "notes": notes}
@@ -182,7 +194,7 @@ def predict_block(window: tuple[int, int, int, int], *, features: str, classifie
                   probability: bool, smooth: float = 0.0, mmu: int = 0) -> str:
     """Classify one window (row0, row1, col0, col1) of the stack; saves class codes (uint8,
     0 = nodata) and confidence (uint8 percent, 255 = nodata) as ``.npy`` in ``stage``
-    and returns the file name.  Pixels with a NaN feature are nodata.  With ``smooth`` or
+    and returns the file name.  Pixels with no valid feature are nodata.  With ``smooth`` or
     ``mmu`` (:func:`.classify.predict_image`) the window is read grown by
     :func:`block_halo` pixels and cropped, so the map does not depend on the block size."""
     r0, r1, c0, c1 = window
@@ -252,12 +264,30 @@ def _quicklook(path: Path, codes: np.ndarray, grid: Grid, legend: Legend, title:
                     credit="cryokit land cover")
 
 
-def _dates(names: list[str], path: str) -> tuple[dt.date, dt.date]:
-    found = sorted({dt.date(*map(int, m.groups())) for n in names for m in [_DATE.search(n)] if m})
-    if found:
-        return found[0], found[-1]
-    d = dt.date.fromtimestamp(os.path.getmtime(path))
-    return d, d
+def _dates(names: list[str], path: str, given: str | None = None) -> tuple[dt.date, dt.date]:
+    """The period a map stands for: ``given`` (``DATE`` or ``START,END``), else the stack's
+    dates (band names, its ``feature_dates`` tag, an acquisition tag); never a file time."""
+    from ..core.dates import acquisition_date, parse_date
+
+    if given:
+        parts = [x.strip() for x in str(given).split(",") if x.strip()]
+        if len(parts) not in (1, 2):
+            raise UserError(f"--dates: give DATE or START,END, got {given!r}")
+        d = [parse_date(x, "--dates") for x in parts]
+        if d[-1] < d[0]:
+            raise UserError(f"--dates: END {d[-1]} is before START {d[0]}")
+        return d[0], d[-1]
+    found = {dt.date(*map(int, m.groups())) for n in names for m in [_DATE.search(n)] if m}
+    with open_raster(path) as ds:
+        tag = ds.tags().get("feature_dates", "")
+    found |= {dt.date(*map(int, m.groups())) for m in _DATE.finditer(tag)}
+    if not found:
+        d = acquisition_date(path)
+        found = {d} if d else set()
+    if not found:
+        raise UserError("the feature stack carries no date (band names, feature_dates tag, "
+                        "acquisition tag): give --dates DATE or START,END", path)
+    return min(found), max(found)
 
 
 def _post_text(smooth: float, mmu: int) -> str:
@@ -270,8 +300,8 @@ def _post_text(smooth: float, mmu: int) -> str:
 
 
 def _records(folder: Path, *, item_id: str, grid: Grid, names, features: str, model: TrainedModel,
-             region: str | None, post: str = "") -> None:
-    start, end = _dates(names, features)
+             region: str | None, post: str = "", period=None) -> None:
+    start, end = period or _dates(names, features)
     p = model.classifier.params
     how = (f"locally adaptive: one {p['model']} model per {p['tile_size']}-pixel tile trained on "
            f"the samples of the tile and its neighbourhood, probabilities blended bilinearly "
@@ -340,7 +370,7 @@ def predict_map(features: str | os.PathLike, model_path: str | os.PathLike,
                 regions: str | None = None, region_column: str = "code",
                 workers: int | None = None, scheduler: str | None = None,
                 block: int = BLOCK, progress: bool = False, smooth: float = 0.0,
-                mmu: int = 0, trust_model: bool = False) -> dict:
+                mmu: int = 0, trust_model: bool = False, dates: str | None = None) -> dict:
     """Classify ``features`` with a saved model into ``out`` (uint8 GeoTIFF, 0 = nodata).
 
     ``smooth`` (Gaussian sigma, pixels) and ``mmu`` (minimum mapping unit, pixels) regularise
@@ -370,6 +400,7 @@ def predict_map(features: str | os.PathLike, model_path: str | os.PathLike,
     grid = read_grid(features)
     out = Path(out).absolute()
     region_list = _regions(regions, region_column, grid) if regions else []
+    period = _dates(names, features, dates)     # before any work: a missing date is an error
     folder = out.parent
     post = _post_text(smooth, mmu)
     with staged_dir(folder, "landcover predict") as stage:
@@ -382,24 +413,28 @@ def predict_map(features: str | os.PathLike, model_path: str | os.PathLike,
         count = 2 if probability else 1
         hist = np.zeros(256, np.int64)
         tmp_map = stage / out.name
+        tiled = stage / f".{out.stem}.tiled.tif"
         meta = _map_meta(model.legend, [int(c) for c in model.classifier.classes_],
                          probability)
-        with _open_map(tmp_map, grid, count) as ds:
+        with _open_map(tiled, grid, count) as ds:
             for (r0, r1, c0, c1), part in zip(windows, parts):
                 a = np.load(part)
                 ds.write(a, window=Window(c0, r0, c1 - c0, r1 - r0))
                 hist += np.bincount(a[0].ravel(), minlength=256)
                 os.remove(part)
             _finish_map(ds, meta, model.legend)
-        with rasterio.open(tmp_map, "r+") as ds:
-            ds.build_overviews([f for f in (2, 4, 8, 16, 32) if max(grid.shape) // f >= 256],
-                               rasterio.enums.Resampling.nearest)
+        # GDAL's COG driver lays out the overviews (nearest: class codes) before the data,
+        # as a cloud-optimised GeoTIFF must be; tags, descriptions and colours go along.
+        rasterio.shutil.copy(tiled, tmp_map, driver="COG", compress="deflate",
+                             overview_resampling="nearest", BIGTIFF="IF_SAFER")
+        tiled.unlink()
         with rasterio.open(tmp_map) as ds:
             step = max(1, int(np.ceil(max(grid.shape) / 2000)))
             preview = ds.read(1, out_shape=(-(-grid.height // step), -(-grid.width // step)),
                               resampling=rasterio.enums.Resampling.nearest)
         _quicklook(stage / "quicklook.png", preview, grid, model.legend,
-                   f"Land cover: {out.stem}")
+                   f"Land cover {period[0]}" + (f" to {period[1]}" if period[1] != period[0]
+                                                 else ""))
         region_paths = {}
         for code, safe, geom, (r0, r1, c0, c1) in region_list:
             if r1 <= r0 or c1 <= c0:
@@ -420,10 +455,10 @@ def predict_map(features: str | os.PathLike, model_path: str | os.PathLike,
             _quicklook(rdir / "quicklook.png", data[0], rgrid, model.legend,
                        f"Land cover: {code}")
             _records(rdir, item_id=name, grid=rgrid, names=names, features=features,
-                     model=model, region=code, post=post)
+                     model=model, region=code, post=post, period=period)
             region_paths[code] = str(folder / name / f"{name}.tif")
         _records(stage, item_id=out.stem, grid=grid, names=names, features=features,
-                 model=model, region=None, post=post)
+                 model=model, region=None, post=post, period=period)
     counts = {int(c): int(hist[c]) for c in np.flatnonzero(hist) if c != 0}
     return {"out": str(out), "classes": counts, "nodata_pixels": int(hist[0]),
             "regions": region_paths, "blocks": len(windows), "folder": str(folder)}

@@ -26,6 +26,9 @@ from scipy import ndimage
 
 from ..core.raster import Grid, write_cog
 
+#: The date the synthetic scene stands for (its feature stack's ``feature_dates`` tag).
+SCENE_DATE = "2020-07-15"
+
 #: CALC-2020 codes used by default: forest, graminoid tundra, shrub tundra, wetland,
 #: open water, barren land.
 DEFAULT_CODES = (2, 3, 4, 5, 6, 9)
@@ -209,8 +212,9 @@ def write_landcover_scene(scene: LandcoverScene, folder: str | os.PathLike,
         ("features", "features.tif"), ("labels", "labels.gpkg"), ("labels_raster", "labels.tif"),
         ("truth", "truth.tif"), ("regions", "regions.gpkg"))}
     tags = {"SOURCE": "cryokit.synthetic.landcover", "UNITS": "dimensionless"}
-    write_cog(out["features"], scene.features, g, descriptions=scene.names, tags=tags,
-              units="1")
+    # The scene stands for one summer: the map's records take their date from this tag.
+    write_cog(out["features"], scene.features, g, descriptions=scene.names,
+              tags={**tags, "feature_dates": SCENE_DATE}, units="1")
     lab = np.zeros(g.shape, np.uint8)
     lab[scene.rows, scene.cols] = scene.labels
     write_cog(out["labels_raster"], lab, g, nodata=0, dtype="uint8",
@@ -218,7 +222,11 @@ def write_landcover_scene(scene: LandcoverScene, folder: str | os.PathLike,
     write_cog(out["truth"], scene.truth.astype(np.uint8), g, nodata=0, dtype="uint8",
               descriptions=["true class code"], tags=tags)
     x, y = g.xy(scene.rows, scene.cols)
-    pts = gpd.GeoDataFrame({label_column: scene.labels.astype(np.int32)},
+    from ..landcover.legend import CALC2020
+    names = {c: (CALC2020.name(int(c)) if int(c) in CALC2020.codes else f"class {int(c)}")
+             for c in np.unique(scene.labels)}
+    pts = gpd.GeoDataFrame({label_column: scene.labels.astype(np.int32),
+                            "class_name": [names[c] for c in scene.labels]},
                            geometry=[Point(a, b) for a, b in zip(x, y)], crs=g.crs)
     left, bottom, right, top = g.bounds
     mid = g.transform.c + g.transform.a * (g.width // 2)
