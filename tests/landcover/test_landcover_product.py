@@ -65,15 +65,24 @@ def test_predict_map_product(trained, scene_files, tmp_path):
     folder = out.parent
     for name in ("quicklook.png", "metadata.json", "stac-item.json"):
         assert (folder / name).is_file()
-    # regions: west/east halves, clipped, outside = nodata, same classes as the full map
+    # regions: west/east halves as flat files beside the map, clipped, outside = nodata,
+    # cut from the one map (no seam), their mosaic, one record for the set
     for code, sl in (("WEST", np.s_[:, :100]), ("EAST", np.s_[:, 100:])):
-        p = folder / f"lc_{code}" / f"lc_{code}.tif"
-        assert (p.parent / "metadata.json").is_file() and (p.parent / "quicklook.png").is_file()
+        p = folder / f"lc_{code}.tif"
+        assert (folder / f"lc_{code}.png").is_file()
         with rasterio.open(p) as ds:
             part = ds.read(1)
             assert ds.tags()["REGION"] == code and ds.colormap(1)[2][:3] == (20, 100, 30)
         assert part.shape[1] in (100, 101)
         assert np.array_equal(part[:, :100], cls[sl][:, :100])
+    with rasterio.open(folder / "lc_regions.vrt") as ds:
+        mosaic = ds.read()
+        assert ds.colormap(1)[2][:3] == (20, 100, 30) and ds.count == 2
+    np.testing.assert_array_equal(mosaic[0], cls)
+    np.testing.assert_array_equal(mosaic[1], conf)
+    rec = json.loads((folder / "metadata.json").read_text())
+    assert {"lc_WEST.tif", "lc_EAST.tif", "lc_regions.vrt", "lc.tif"} <= set(rec["files"])
+    assert not [p for p in folder.iterdir() if p.is_dir()]
     assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == [".cryokit.json"]
 
 

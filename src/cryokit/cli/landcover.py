@@ -227,7 +227,7 @@ def predict(
     model: Path = typer.Option(..., "--model", help="Model written by 'cryokit landcover train'."),
     out: Path = options.output_file("Map GeoTIFF to write (uint8 class codes, 0 = nodata, colour table and legend embedded); quicklook.png, metadata.json and stac-item.json go beside it, so give it a folder of its own."),
     probability: bool = typer.Option(False, "--probability/--no-probability", help="Add band 2: confidence = probability of the mapped class in percent (255 = nodata)."),
-    regions: Optional[Path] = typer.Option(None, "--regions", help="Polygons (any OGR format): also write one map per region, clipped to it (outside = 0), in folder <stem>_<CODE>/."),
+    regions: Optional[Path] = typer.Option(None, "--regions", help="Polygons (any OGR format): also write one map per region, clipped to it (outside = 0), as <stem>_<CODE>.tif beside the map (the code from --region-column), with a quick-look <stem>_<CODE>.png and their mosaic <stem>_regions.vrt; one record for the set."),
     region_column: str = typer.Option("code", "--region-column", help="Column of --regions with the region code used in file names."),
     workers: Optional[int] = options.workers("blocks"),
     scheduler: Optional[str] = options.scheduler("blocks"),

@@ -300,7 +300,7 @@ def _post_text(smooth: float, mmu: int) -> str:
 
 
 def _records(folder: Path, *, item_id: str, grid: Grid, names, features: str, model: TrainedModel,
-             region: str | None, post: str = "", period=None) -> None:
+             region: str | None, post: str = "", period=None, regions=()) -> None:
     start, end = period or _dates(names, features)
     p = model.classifier.params
     how = (f"locally adaptive: one {p['model']} model per {p['tile_size']}-pixel tile trained on "
@@ -315,7 +315,9 @@ def _records(folder: Path, *, item_id: str, grid: Grid, names, features: str, mo
         title=f"Land cover map{f' ({region})' if region else ''}",
         abstract=(f"Pixel land cover classes ({len(model.legend)}-class legend) predicted from a "
                   f"{len(names)}-feature stack by {how}. Class codes per the embedded legend; "
-                  "0 = no data."),
+                  "0 = no data."
+                  + (f" One map per region ({', '.join(regions)}), cut from the whole map, and "
+                     "their mosaic (VRT)." if regions else "")),
         source=f"feature stack {os.path.basename(features)} ({', '.join(names[:8])}"
                f"{', ...' if len(names) > 8 else ''}); training labels "
                f"{os.path.basename(str(model.info.get('labels_file', '?')))}",
@@ -365,6 +367,39 @@ def _regions(path: str, column: str, grid: Grid):
     return out
 
 
+def write_region_vrt(path: Path, grid: Grid, sources, legend: Legend, count: int,
+                     meta: _MapMeta) -> None:
+    """A GDAL VRT mosaic of the region maps (``sources``: file name, window in ``grid``),
+    with the legend's colour table; each region's nodata (0, 255) lets the others show."""
+    from xml.sax.saxutils import escape
+
+    cmap = legend.colormap()
+    entries = "".join(
+        '<Entry c1="{}" c2="{}" c3="{}" c4="{}"/>'.format(*cmap.get(i, (0, 0, 0, 0)))
+        for i in range(max(cmap) + 1))
+    t = grid.transform
+    bands = []
+    for b in range(1, count + 1):
+        nodata = 0 if b == 1 else CONF_NODATA
+        srcs = "".join(
+            f'<ComplexSource><SourceFilename relativeToVRT="1">{escape(f)}</SourceFilename>'
+            f"<SourceBand>{b}</SourceBand>"
+            f'<SrcRect xOff="0" yOff="0" xSize="{c1 - c0}" ySize="{r1 - r0}"/>'
+            f'<DstRect xOff="{c0}" yOff="{r0}" xSize="{c1 - c0}" ySize="{r1 - r0}"/>'
+            f"<NODATA>{nodata}</NODATA></ComplexSource>"
+            for f, (r0, r1, c0, c1) in sources)
+        colour = (f"<ColorInterp>Palette</ColorInterp><ColorTable>{entries}</ColorTable>"
+                  if b == 1 else "")
+        bands.append(f'<VRTRasterBand dataType="Byte" band="{b}">'
+                     f"<Description>{escape(meta.descriptions[b - 1])}</Description>"
+                     f"<NoDataValue>{nodata}</NoDataValue>{colour}{srcs}</VRTRasterBand>")
+    xml = (f'<VRTDataset rasterXSize="{grid.width}" rasterYSize="{grid.height}">'
+           f"<SRS>{escape(grid.crs.to_wkt()) if grid.crs else ''}</SRS>"
+           f"<GeoTransform>{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}</GeoTransform>"
+           + "".join(bands) + "</VRTDataset>\n")
+    path.write_text(xml, encoding="utf-8")
+
+
 def predict_map(features: str | os.PathLike, model_path: str | os.PathLike,
                 out: str | os.PathLike, *, probability: bool = False,
                 regions: str | None = None, region_column: str = "code",
@@ -379,8 +414,10 @@ def predict_map(features: str | os.PathLike, model_path: str | os.PathLike,
 
     Writes beside ``out``: quicklook.png, metadata.json, stac-item.json (use a folder of its
     own); with ``probability`` a second band of confidence (percent); with ``regions`` one
-    folder ``<stem>_<CODE>/`` per region holding ``<stem>_<CODE>.tif`` clipped to the region
-    (outside = 0) and its own records.  Files appear only when all are written.
+    map ``<stem>_<CODE>.tif`` per region clipped to it (outside = 0; cut from the one map, so
+    local models blend across region borders without seams), its quick-look
+    ``<stem>_<CODE>.png``, and ``<stem>_regions.vrt``, their mosaic; one record for the set.
+    Files appear only when all are written.
 
     Returns
     -------
@@ -435,13 +472,11 @@ def predict_map(features: str | os.PathLike, model_path: str | os.PathLike,
         _quicklook(stage / "quicklook.png", preview, grid, model.legend,
                    f"Land cover {period[0]}" + (f" to {period[1]}" if period[1] != period[0]
                                                  else ""))
-        region_paths = {}
+        region_paths, sources = {}, []
         for code, safe, geom, (r0, r1, c0, c1) in region_list:
             if r1 <= r0 or c1 <= c0:
                 continue
             name = f"{out.stem}_{safe}"
-            rdir = stage / name
-            rdir.mkdir()
             rgrid = grid.window(r0, r1, c0, c1)
             with rasterio.open(tmp_map) as src:
                 data = src.read(window=Window(c0, r0, c1 - c0, r1 - r0))
@@ -449,16 +484,19 @@ def predict_map(features: str | os.PathLike, model_path: str | os.PathLike,
             data[0][outside] = 0
             if probability:
                 data[1][outside] = CONF_NODATA
-            write_cog(rdir / f"{name}.tif", data, rgrid, nodata=0, dtype="uint8",
+            write_cog(stage / f"{name}.tif", data, rgrid, nodata=0, dtype="uint8",
                       tags={**meta.tags, "REGION": code}, descriptions=meta.descriptions,
                       band_tags=meta.band_tags, colormap=model.legend.colormap())
-            _quicklook(rdir / "quicklook.png", data[0], rgrid, model.legend,
-                       f"Land cover: {code}")
-            _records(rdir, item_id=name, grid=rgrid, names=names, features=features,
-                     model=model, region=code, post=post, period=period)
-            region_paths[code] = str(folder / name / f"{name}.tif")
+            _quicklook(stage / f"{name}.png", data[0], rgrid, model.legend,
+                       f"Land cover {code}, {period[0]}")
+            region_paths[code] = str(folder / f"{name}.tif")
+            sources.append((f"{name}.tif", (r0, r1, c0, c1)))
+        if sources:
+            write_region_vrt(stage / f"{out.stem}_regions.vrt", grid, sources, model.legend,
+                             count, meta)
         _records(stage, item_id=out.stem, grid=grid, names=names, features=features,
-                 model=model, region=None, post=post, period=period)
+                 model=model, region=None, post=post, period=period,
+                 regions=tuple(region_paths))
     counts = {int(c): int(hist[c]) for c in np.flatnonzero(hist) if c != 0}
     return {"out": str(out), "classes": counts, "nodata_pixels": int(hist[0]),
             "regions": region_paths, "blocks": len(windows), "folder": str(folder)}
