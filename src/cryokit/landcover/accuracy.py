@@ -87,14 +87,27 @@ def accuracy_metrics(matrix: np.ndarray) -> dict:
     >>> r["overall_accuracy"], round(r["kappa"], 4), r["precision"].tolist()
     (0.85, 0.7, [0.9, 0.8])
     """
+    from sklearn.metrics import accuracy_score, cohen_kappa_score, precision_recall_fscore_support
+
     mat = np.asarray(matrix, float)
     n = mat.sum()
-    rows, cols, diag = mat.sum(1), mat.sum(0), np.diag(mat)
-    oa = diag.sum() / n if n else np.nan
-    pe = (rows * cols).sum() / n ** 2 if n else np.nan
-    kappa = (oa - pe) / (1 - pe) if n and pe != 1 else np.nan
-    precision, recall = _div(diag, rows), _div(diag, cols)
-    f1 = _div(2 * diag, rows + cols)
+    rows, cols = mat.sum(1), mat.sum(0)
+    k = mat.shape[0]
+    # scikit-learn's metrics on the matrix's cells as weighted (map, reference) samples
+    m_idx, r_idx = np.divmod(np.arange(k * k), k)
+    w = mat.ravel()
+    keep = w > 0
+    if keep.any():
+        yt, yp, ww = r_idx[keep], m_idx[keep], w[keep]
+        oa = accuracy_score(yt, yp, sample_weight=ww)
+        kappa = (cohen_kappa_score(yt, yp, sample_weight=ww, labels=np.arange(k))
+                 if len(np.unique(np.concatenate([yt, yp]))) > 1 or oa < 1 else np.nan)
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            yt, yp, labels=np.arange(k), sample_weight=ww, zero_division=np.nan)
+        kappa = float(kappa) if np.isfinite(kappa) else np.nan
+    else:
+        oa = kappa = np.nan
+        precision = recall = f1 = np.full(k, np.nan)
     present = (rows + cols) > 0
     return {"n": int(n), "overall_accuracy": float(oa), "kappa": float(kappa),
             "precision": precision, "recall": recall, "f1": f1,

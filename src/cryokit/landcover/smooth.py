@@ -94,6 +94,9 @@ def sieve(proba: np.ndarray, mmu: int, valid: np.ndarray | None = None) -> np.nd
 
     Block-safe with a halo of ``mmu`` pixels: a patch that reaches a block's core from outside
     the halo has at least ``mmu`` pixels inside the grown window, so it is kept there too.
+    GDAL's sieve (:func:`rasterio.features.sieve`) is not used: it merges a small patch into
+    its largest neighbour, whose size inside a block depends on where the block is cut, so a
+    map made by blocks would depend on the block size (measured on the product's block test).
 
     Examples
     --------
