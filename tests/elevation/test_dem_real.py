@@ -82,6 +82,13 @@ def test_real_pair_as_delivered(as_delivered):
     assert chain[-1]["nmad"] == pytest.approx(st["nmad"], rel=1e-6)
     # The record states what the final dh says.
     meta = json.loads((out / "metadata.json").read_text())
+    # the altitude range is REF's over the grid (the blanked glaciers excluded)
+    alt = meta["altitude_range"]
+    with rasterio.open(shared_path(*D, "derived",
+                                   "aligned_elev_1990_LZD_to_2009_stable_only.tif")) as ds:
+        z = ds.read(1, masked=True)
+    assert alt["low"] == pytest.approx(float(z.min()), abs=0.01)
+    assert alt["high"] == pytest.approx(float(z.max()), abs=0.01) and alt["units"] == "m"
     text = json.dumps(meta)
     assert f"median {st['median']:.2f} m" in text and f"NMAD {st['nmad']:.2f} m" in text
     # The mask's class 2 (glaciers) is blanked in REF: no glacier pixel, statistics null.

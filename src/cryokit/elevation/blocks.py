@@ -295,7 +295,9 @@ def apply_block(span: tuple[int, int], setup: BlockSetup) -> dict:
     labels, stable = d["labels"], d["stable"]
     glacier = labels > 0 if labels is not None else ~stable & np.isfinite(before)
     w = s.grid.width
-    out: dict = {"span": span, "stats": {}, "samples": {}}
+    out: dict = {"span": span, "stats": {}, "samples": {},
+                 "ref_range": ((float(np.nanmin(ref_z)), float(np.nanmax(ref_z)))
+                               if np.isfinite(ref_z).any() else None)}
     for name, mask, p in (("stable", stable, s.p_stats[0]), ("glacier", glacier, s.p_stats[1])):
         for when, arr in (("before", before), ("after", after)):
             ok = mask & np.isfinite(arr)

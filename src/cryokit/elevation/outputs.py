@@ -127,8 +127,11 @@ def write_outputs(outdir, pair, setup, results, gdf, report, opts) -> int:
         bias_text = ("curvature-dependent bias correction (" + " x ".join(
             report["curvature_bias"]["variables"]) + ")" if cb is not None
             else "no curvature-bias correction")
+        ranges = [p["ref_range"] for p in results.parts if p.get("ref_range")]
+        altitude = ((min(r[0] for r in ranges), max(r[1] for r in ranges)) if ranges else None)
         write_records(
             stage, item_id=f"dem_change_{d1:%Y%m%d}_{d2:%Y%m%d}", grid=grid, start=d1, end=d2,
+            altitude_range=altitude,
             title={"en": f"Glacier elevation change {d1} to {d2}"},
             abstract=(f"Elevation change from differencing {os.path.basename(report['reference_dem'])}"
                       f" and {os.path.basename(report['tba_dem'])} after {coreg_text} and "
