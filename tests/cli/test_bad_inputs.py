@@ -234,6 +234,8 @@ CASES = [
     ("lc-predict-block-0", lambda f: ["landcover", "predict", f["lc_features"], "--model", f["model"], "-o", _o(f, "map/m.tif"), "--block", "0"], "--block"),
     ("lc-train-trees-0", lambda f: ["landcover", "train", f["lc_features"], "--labels", f["lc_labels"], "-o", _o(f, "m2.npz"), "--trees", "0"], "--trees"),
     ("demo-size-0", lambda f: ["demo", "-o", _o(f), "--size", "0"], "--size"),
+    ("dataset-init-exists", lambda f: ["dataset", "init", "-o", f["text"]], "exists"),
+    ("dataset-build-bad-definition", lambda f: ["dataset", "build", f["text"], str(f["dir"]), "-o", _o(f)], "notes.tif"),
     # data content
     ("sar-dem-disjoint", lambda f: ["sar-velocity", f["s1a"], f["s1b"], "--dem", f["dem_far"], "-o", _o(f)], "overlap"),
     ("sar-one-image", lambda f: ["sar-velocity", f["s1a"], "--dem", f["dem"], "-o", _o(f)], "two images"),

@@ -24,7 +24,7 @@ PAGES = {"velocity.md": ["velocity", "velocity-series"], "sar-velocity.md": ["sa
                      "egms ortho", "egms compare", "egms plot"],
          "landcover.md": ["landcover features", "landcover train", "landcover predict",
                           "landcover assess"],
-         "demo.md": ["demo"]}
+         "publishing.md": ["dataset init", "dataset build"], "demo.md": ["demo"]}
 BLOCK = re.compile(r"<!-- options: (.+?) -->\n.*?<!-- /options -->", re.S)
 
 

@@ -14,7 +14,7 @@ import typer
 from .. import __version__
 from ..core import console
 from ..core.errors import UserError, as_user_error
-from . import demo, egms, elevation, landcover, sbas, velocity, velocity_series
+from . import dataset, demo, egms, elevation, landcover, sbas, velocity, velocity_series
 
 app = typer.Typer(
     name="cryokit", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
@@ -23,7 +23,7 @@ app = typer.Typer(
           "geodesy data products (cloud-optimised GeoTIFF + metadata.json + STAC Item + "
           "quick-look). Run 'cryokit demo' for a product made from a synthetic scene with "
           "known truth, or 'cryokit COMMAND --help' for each product."))
-for _module in (velocity, velocity_series, elevation, egms, sbas, landcover, demo):
+for _module in (velocity, velocity_series, elevation, egms, sbas, landcover, dataset, demo):
     _module.register(app)
 
 

@@ -124,9 +124,13 @@ def write_outputs(outdir, pair, setup, results, gdf, report, opts) -> int:
                    f"NMAD {s_after['nmad']:.2f} m over {s_after['count']} pixels")
         steps = report["coregistration"]["steps"]
         coreg_text = ", ".join(_STEP_TEXT.get(s, s) for s in steps) or "no co-registration"
-        bias_text = ("curvature-dependent bias correction (" + " x ".join(
-            report["curvature_bias"]["variables"]) + ")" if cb is not None
-            else "no curvature-bias correction")
+        kernel = (report["curvature_bias"] or {}).get("kernel")
+        bias_text = ((("resolution-bias correction as a smoothing of the sharper DEM (Gaussian "
+                       "high-passes of " + ", ".join(f"{v:g}" for v in kernel["sigmas_px"])
+                       + " px), then " if kernel else "")
+                      + "curvature-dependent bias correction (" + " x ".join(
+                          report["curvature_bias"]["variables"]) + ")") if cb is not None
+                     else "no curvature-bias correction")
         ranges = [p["ref_range"] for p in results.parts if p.get("ref_range")]
         altitude = ((min(r[0] for r in ranges), max(r[1] for r in ranges)) if ranges else None)
         write_records(
