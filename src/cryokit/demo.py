@@ -210,6 +210,44 @@ def landcover_demo(outdir: Path, seed: int = 0) -> list[tuple[str, str]]:
     ]
 
 
+def publish_demo(outdir: Path) -> list[tuple[str, str]]:
+    """The demo's runs published: three datasets, their catalogue and its web site."""
+    import tomllib
+
+    from .core.atomic import staged_dir
+    from .publish.build import build_dataset
+    from .publish.catalog import add_datasets
+    from .publish.definition import TEMPLATE, definition_from_mapping
+    from .publish.site import build_site
+
+    base = tomllib.loads(TEMPLATE)
+    for k in ("doi", "citation", "supersedes"):
+        base.pop(k, None)
+    base.update(identifier_note="demo dataset made from synthetic scenes: not registered",
+                source="cryokit's synthetic scenes with known truth",
+                method="see each run's record", quality="see each run's truth-error report")
+    specs = [("dem-change", ["dem-change"], "Synthetic glacier elevation change",
+              "合成冰川高程变化", ["glacier", "elevation change"]),
+             ("velocity", ["velocity"], "Synthetic glacier surface velocity",
+              "合成冰川表面流速", ["glacier", "velocity"]),
+             ("landcover", ["landcover/global", "landcover/local"], "Synthetic land cover maps",
+              "合成土地覆盖图", ["land cover"])]
+    folders = []
+    for name, runs, title, title_zh, kws in specs:
+        defn = definition_from_mapping({
+            **base, "title": {"en": f"{title} (cryokit demo)", "zh": title_zh},
+            "abstract": {"en": f"{title} made by 'cryokit demo' from synthetic scenes."},
+            "keywords": {"topic": kws, "place": ["synthetic"]}})
+        folders.append(outdir / "datasets" / name)
+        build_dataset(defn, [outdir / r for r in runs], folders[-1])
+    add_datasets(outdir / "catalogue", folders)
+    with staged_dir(outdir / "site", "catalog site") as stage:
+        build_site(outdir / "catalogue", stage, "cryokit demo catalogue")
+    return [("datasets", ", ".join(str(f.relative_to(outdir)) for f in folders)),
+            ("catalogue", str(outdir / "catalogue")),
+            ("web site", str(outdir / "site" / "index.html"))]
+
+
 def run_demo(outdir: str | Path, size: int = 768, seed: int = 0):
     """Run each product's demo; yield (name, summary rows).
 
@@ -226,4 +264,5 @@ def run_demo(outdir: str | Path, size: int = 768, seed: int = 0):
     yield "glacier elevation change (DEM differencing)", dem_demo(outdir, seed=seed)
     yield "ground motion (SBAS to EGMS-style points)", sbas_demo(outdir, seed=seed)
     yield "land cover (locally adaptive classification)", landcover_demo(outdir, seed=seed)
+    yield "published datasets, catalogue and web site", publish_demo(outdir)
     write_marker(outdir, "demo")

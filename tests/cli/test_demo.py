@@ -11,6 +11,12 @@ def test_demo_runs_all_products(tmp_path, capsys):
     assert main(["demo", "-o", str(out)]) == 0
     text = capsys.readouterr().out
     assert "velocity" in text and "SAR" in text
+    # the runs published: three datasets, a catalogue and its site
+    rec = json.loads((out / "datasets" / "landcover" / "dataset.json").read_text())
+    assert len(rec["ds_runs"]) == 2 and len(set(rec["ds_runs"])) == 2
+    assert (out / "catalogue" / "index.parquet").is_file()
+    site = (out / "site" / "index.html").read_text()
+    assert site.count('class="card"') == 3
     for d in ("velocity", "sar-velocity", "dem-change", "sbas", "landcover/local"):
         assert (out / d / "metadata.json").exists() and (out / d / "stac-item.json").exists()
         # the record is written last, from the files as they are

@@ -24,7 +24,8 @@ PAGES = {"velocity.md": ["velocity", "velocity-series"], "sar-velocity.md": ["sa
                      "egms ortho", "egms compare", "egms plot"],
          "landcover.md": ["landcover features", "landcover train", "landcover predict",
                           "landcover assess"],
-         "publishing.md": ["dataset init", "dataset build"], "demo.md": ["demo"]}
+         "publishing.md": ["dataset init", "dataset build", "catalog add", "catalog list",
+                           "catalog search", "catalog site", "catalog serve"], "demo.md": ["demo"]}
 BLOCK = re.compile(r"<!-- options: (.+?) -->\n.*?<!-- /options -->", re.S)
 
 

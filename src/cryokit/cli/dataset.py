@@ -18,6 +18,7 @@ dataset_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(dataset_app, name="dataset")
+    app.add_typer(catalog_app, name="catalog")
 
 
 @dataset_app.command("init")
@@ -65,3 +66,102 @@ def build(definition: Path = typer.Argument(..., help="Dataset definition (TOML 
                    f"S {rec['ds_south']:.3f} N {rec['ds_north']:.3f}"),
         ("time", f"{rec['ds_time_start']} to {rec['ds_time_end']}"),
         ("output", str(out))])
+
+
+catalog_app = typer.Typer(
+    name="catalog", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+    help="A catalogue over many datasets: add them, list and search them (bounding box, time, "
+         "keyword, product kind, free text), and make its static web site.")
+
+
+@catalog_app.command("add")
+def catalog_add(datasets: list[Path] = typer.Argument(..., help="Dataset folders written by "
+                                                               "'cryokit dataset build'."),
+                catalog: Path = typer.Option(..., "-o", "--output", help="Catalogue folder "
+                                             "(made if new, else updated in place).")):
+    """Add datasets to a catalogue (a dataset already there, by id, is replaced)."""
+    from ..publish.catalog import add_datasets
+
+    rows = add_datasets(catalog, datasets)
+    options.summary("cryokit catalog add", [("datasets", str(len(rows))),
+                                            ("catalogue", str(catalog))])
+
+
+def _print_rows(rows) -> None:
+    from ..core.console import out
+    for r in rows:
+        out.print(f"{r['id']}\t{r['kind']}\t{r['time_start']}..{r['time_end']}\t{r['title_en']}",
+                  markup=False, highlight=False, soft_wrap=True)
+
+
+@catalog_app.command("list")
+def catalog_list(catalog: Path = typer.Argument(..., help="Catalogue folder.")):
+    """List the datasets of a catalogue: id, product kind, time range, title."""
+    from ..publish.catalog import Query, search
+
+    _print_rows(search(catalog, Query()))
+
+
+@catalog_app.command("search")
+def catalog_search(
+        catalog: Path = typer.Argument(..., help="Catalogue folder."),
+        bbox: str = typer.Option(None, "--bbox", help="WEST,SOUTH,EAST,NORTH in degrees; "
+                                                     "WEST > EAST crosses the antimeridian."),
+        start: str = typer.Option(None, "--start", help="Datasets ending on or after this date."),
+        end: str = typer.Option(None, "--end", help="Datasets starting on or before this date."),
+        keyword: str = typer.Option(None, "--keyword", help="One keyword (exact, any case)."),
+        kind: str = typer.Option(None, "--kind", help="Product kind (dem_change, velocity...)."),
+        text: str = typer.Option(None, "--text", help="Free text in titles, abstract, keywords.")):
+    """Search a catalogue; prints the matching datasets."""
+    from ..core.dates import parse_date
+    from ..core.errors import UserError
+    from ..publish.catalog import Query, search
+
+    box = None
+    if bbox:
+        try:
+            box = tuple(float(v) for v in bbox.split(","))
+        except ValueError:
+            box = ()
+        if len(box) != 4:
+            raise UserError(f"--bbox: give WEST,SOUTH,EAST,NORTH, got {bbox!r}")
+    for flag, v in (("--start", start), ("--end", end)):
+        if v:
+            parse_date(v, flag)
+    _print_rows(search(catalog, Query(box, start, end, keyword, kind, text)))
+
+
+@catalog_app.command("site")
+def catalog_site(catalog: Path = typer.Argument(..., help="Catalogue folder."),
+                 out: Path = options.output_dir("Folder of the static site."),
+                 title: str = typer.Option("Dataset catalogue", "--title", help="Site title."),
+                 overwrite: bool = options.overwrite()):
+    """Write the catalogue's static web site (index with filters, one page per dataset)."""
+    from ..core.atomic import staged_dir
+    from ..publish.site import build_site
+
+    with guarded_dir(out, "catalog site", inputs=(catalog,), overwrite=overwrite):
+        with staged_dir(out, "catalog site") as stage:
+            pages = build_site(catalog, stage, title)
+    options.summary("cryokit catalog site", [("pages", str(len(pages) + 1)),
+                                             ("output", str(out / "index.html"))])
+
+
+@catalog_app.command("serve")
+def catalog_serve(site: Path = typer.Argument(..., help="Site folder ('cryokit catalog site')."),
+                  port: int = typer.Option(8000, "--port", help="Port on 127.0.0.1.")):
+    """Serve a catalogue site on 127.0.0.1 (a preview: the pages need no server)."""
+    from ..core.console import info
+    from ..core.errors import UserError
+    from ..publish.site import serve
+
+    if not (site / "index.html").is_file():
+        raise UserError("is not a catalogue site (no index.html)", site)
+    httpd = serve(site, port)
+    info(f"serving {site} on http://127.0.0.1:{httpd.server_address[1]}/ (Ctrl-C stops)")
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()
