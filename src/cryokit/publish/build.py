@@ -93,10 +93,9 @@ def _bbox(recs) -> dict:
 
 def _thumbnail(runs, path: Path) -> None:
     """The runs' quick-looks (each with its own colour bar and units) side by side."""
-    import matplotlib
-    matplotlib.use("Agg")
     import matplotlib.image as mpimg
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     looks = [(r["id"], r["dir"] / (r["record"].get("thumbnail") or "quicklook.png"))
              for r in runs]
@@ -104,7 +103,10 @@ def _thumbnail(runs, path: Path) -> None:
     n = max(1, len(looks))
     cols = min(n, 4)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False)
+    # the object API, not pyplot: no global figure state in a library call
+    fig = Figure(figsize=(4 * cols, 3.4 * rows))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, (rid, p) in zip(axes.ravel(), looks):
@@ -112,7 +114,6 @@ def _thumbnail(runs, path: Path) -> None:
         ax.set_title(rid, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
-    plt.close(fig)
 
 
 def build_dataset(defn: DatasetDefinition, run_dirs, out) -> dict:
