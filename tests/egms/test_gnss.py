@@ -175,6 +175,25 @@ def test_calibration_recovers_offset_and_plane(tmp_path, model, offset, gx, gy):
     assert "cryokit_calibration" in cal.header["BURST"]
 
 
+def test_calibrated_basic_burst_becomes_l2b(tmp_path):
+    """A Basic (L2a) burst calibrated to GNSS is a Calibrated (L2b) one: name, header and
+    report say so."""
+    rng = np.random.default_rng(4)
+    p, _ = _synthetic_burst(1.0, 0.0, 0.0, rng)
+    basic = EgmsPoints(p.attrs, p.dates, p.disp, {"BURST": {"product_level": "L2a"}},
+                       "EGMS_L2a_117_0227_IW2_VV_2020_2024_1", "L2a")
+    src = tmp_path / f"{basic.name}.zip"
+    write_egms(basic, src)
+    _station_table(tmp_path / "gnss.csv", rng)
+    out = tmp_path / "cal.zip"
+    assert main(["egms", "calibrate", str(src), "--gnss", str(tmp_path / "gnss.csv"),
+                 "--plate-model", "none", "--radius", "1000", "-o", str(out)]) == 0
+    assert read_egms(src).level == "L2a"
+    cal = read_egms(out)
+    assert cal.level == "L2b" and cal.header["BURST"]["product_level"] == "L2b"
+    assert json.loads(out.with_suffix(".json").read_text())["product_level"] == "L2b"
+
+
 def test_calibrate_tenv_needs_station_coordinates(tmp_path, capsys):
     d = shared_path(*GNSS)
     rng = np.random.default_rng(4)

@@ -93,8 +93,8 @@ def test_dataset_folder_and_computed_fields(built, runs):
     assert rec["ds_coordinate_system"] == ["ETRS89 / UTM zone 33N"]
     # the record's file list is the folder as it is, the records themselves excepted
     import hashlib
-    records = {"dataset.json", "collection.json", "datacite.xml", "dataset.jsonld",
-               "citation.ris", "citation.bib"}
+    records = {"dataset.json", "collection.json", "datacite.xml", "iso19139.xml",
+               "dataset.jsonld", "citation.ris", "citation.bib"}
     on_disk = sorted(p.relative_to(built).as_posix() for p in built.rglob("*")
                      if p.is_file() and not p.name.startswith(".")
                      and p.name not in records and p.parts[len(built.parts)] != "stac")
@@ -144,6 +144,16 @@ def test_datacite_and_citations(built):
     assert root.find("d:geoLocations/d:geoLocation/d:geoLocationBox/d:westBoundLongitude",
                      ns) is not None
     assert schema45.validator is not None
+    iso = etree.fromstring((built / "iso19139.xml").read_bytes())
+    g = {"gmd": "http://www.isotc211.org/2005/gmd", "gco": "http://www.isotc211.org/2005/gco",
+         "gml": "http://www.opengis.net/gml/3.2"}
+    assert iso.tag == "{http://www.isotc211.org/2005/gmd}MD_Metadata"
+    rec = json.loads((built / "dataset.json").read_text())
+    west = iso.find(".//gmd:EX_GeographicBoundingBox/gmd:westBoundLongitude/gco:Decimal", g)
+    assert float(west.text) == rec["ds_west"]
+    assert iso.find(".//gml:TimePeriod/gml:beginPosition", g).text == "1990-08-01"
+    assert iso.find(".//gmd:CI_Citation/gmd:title/gco:CharacterString", g).text == \
+        rec["title_en"]
     ris = (built / "citation.ris").read_text()
     assert ris.startswith("TY  - DATA") and "DO  - 10.12345/cryokit.example" in ris
     bib = (built / "citation.bib").read_text()

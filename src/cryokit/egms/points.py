@@ -61,9 +61,11 @@ def stats_and_shifted(t, disp) -> tuple[dict, np.ndarray]:
     return st, disp - st["reference_shift"][:, None]
 
 
-def with_series(points, disp: np.ndarray, header_extra: dict | None = None):
+def with_series(points, disp: np.ndarray, header_extra: dict | None = None,
+                level: str | None = None):
     """A copy of ``points`` with new series and their statistics recomputed (EGMS model,
-    each series shifted so its cubic+seasonal model is 0 at the first date)."""
+    each series shifted so its cubic+seasonal model is 0 at the first date); ``level`` (e.g.
+    ``"L2b"`` once calibrated to GNSS) replaces the product level in the name and header."""
     st, disp = stats_and_shifted(points.years(), disp)
     attrs = points.attrs.copy()
     for key, dec in EGMS_DECIMALS.items():
@@ -75,9 +77,16 @@ def with_series(points, disp: np.ndarray, header_extra: dict | None = None):
         if not isinstance(header[root], dict):
             header[root] = {}
         header[root].update(header_extra)
+    name = points.name
+    if level and level != points.level:
+        import re
+        name = re.sub(r"EGMS_L2a_", f"EGMS_{level}_", name, flags=re.IGNORECASE)
+        for v in header.values():
+            if isinstance(v, dict) and "product_level" in v:
+                v["product_level"] = level
     # EGMS publishes displacements to 0.1 mm; more digits would only inflate the files
     return type(points)(attrs=attrs, dates=points.dates, disp=np.round(disp, 1),
-                        header=header, name=points.name, level=points.level,
+                        header=header, name=name, level=level or points.level,
                         naming=points.naming)
 
 

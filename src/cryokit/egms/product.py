@@ -200,7 +200,10 @@ def make_calibration(inp, gnss_files, out, *, stations=None, plate_model: str = 
                            "gradient_y_mm_yr_per_km": corr.params["gradient_y_mm_yr_per_km"],
                            "plate_model": plate_model,
                            "stations": ",".join(st["station"].astype(str))}}
-    report["outputs"] = write_points(with_series(pts, new, hdr), out, report)
+    # calibrated to GNSS, a Basic (L2a) burst becomes a Calibrated (L2b) one
+    level = "L2b" if pts.level == "L2a" else pts.level
+    report["product_level"] = level
+    report["outputs"] = write_points(with_series(pts, new, hdr, level=level), out, report)
     return report
 
 

@@ -15,8 +15,8 @@ from .. import __version__
 from ..core.records import write_json
 from .definition import DatasetDefinition, Person, definition_from_mapping
 
-RECORDS = ("dataset.json", "collection.json", "stac/", "datacite.xml", "dataset.jsonld",
-           "citation.ris", "citation.bib")
+RECORDS = ("dataset.json", "collection.json", "stac/", "datacite.xml", "iso19139.xml",
+           "dataset.jsonld", "citation.ris", "citation.bib")
 
 
 def _people(ps) -> list[dict]:
@@ -205,6 +205,96 @@ def datacite_xml(defn, computed, files) -> str:
     return schema45.tostring(data)
 
 
+GMD, GCO, GML = ("http://www.isotc211.org/2005/gmd", "http://www.isotc211.org/2005/gco",
+                 "http://www.opengis.net/gml/3.2")
+
+
+def iso19139_xml(defn: DatasetDefinition, computed: dict, files: list[dict]) -> str:
+    """ISO 19115 metadata in its ISO 19139 XML encoding (``gmd:MD_Metadata``): identifier,
+    contact, title, date, abstract, keywords, licence, geographic and temporal extent,
+    formats and lineage."""
+    import xml.etree.ElementTree as ET
+
+    ns = {"gmd": GMD, "gco": GCO, "gml": GML}
+    for pre, uri in ns.items():
+        ET.register_namespace(pre, uri)
+
+    def el(parent, path, text=None, **attrs):
+        node = parent
+        for tag in path.split("/"):
+            pre, name = tag.split(":")
+            node = ET.SubElement(node, f"{{{ns[pre]}}}{name}")
+        for k, v in attrs.items():
+            node.set(k, v)
+        if text is not None:
+            node.text = str(text)
+        return node
+
+    def party(parent, p: Person, role: str):
+        rp = el(parent, "gmd:CI_ResponsibleParty")
+        el(rp, "gmd:individualName/gco:CharacterString", p.name)
+        if p.affiliation:
+            el(rp, "gmd:organisationName/gco:CharacterString", p.affiliation)
+        if p.email:
+            el(rp, "gmd:contactInfo/gmd:CI_Contact/gmd:address/gmd:CI_Address/"
+                   "gmd:electronicMailAddress/gco:CharacterString", p.email)
+        el(rp, "gmd:role/gmd:CI_RoleCode", role, codeList="http://standards.iso.org/iso/19139/"
+           "resources/gmxCodelists.xml#CI_RoleCode", codeListValue=role)
+
+    b = computed["bbox"]
+    root = ET.Element(f"{{{GMD}}}MD_Metadata")
+    el(root, "gmd:fileIdentifier/gco:CharacterString", defn.doi or defn.cstr or defn.title["en"])
+    el(root, "gmd:language/gco:CharacterString", "eng")
+    party(el(root, "gmd:contact"), defn.contact, "pointOfContact")
+    el(root, "gmd:dateStamp/gco:DateTime", computed["built"])
+    ident = el(root, "gmd:identificationInfo/gmd:MD_DataIdentification")
+    cit = el(ident, "gmd:citation/gmd:CI_Citation")
+    el(cit, "gmd:title/gco:CharacterString", defn.title["en"])
+    d = el(cit, "gmd:date/gmd:CI_Date")
+    el(d, "gmd:date/gco:DateTime", computed["built"])
+    el(d, "gmd:dateType/gmd:CI_DateTypeCode", "publication", codeList="http://standards.iso"
+       ".org/iso/19139/resources/gmxCodelists.xml#CI_DateTypeCode", codeListValue="publication")
+    el(cit, "gmd:edition/gco:CharacterString", defn.version)
+    if defn.doi or defn.cstr:
+        el(cit, "gmd:identifier/gmd:MD_Identifier/gmd:code/gco:CharacterString",
+           f"https://doi.org/{defn.doi}" if defn.doi else f"CSTR:{defn.cstr}")
+    for p in defn.contributors:
+        party(el(cit, "gmd:citedResponsibleParty"), p, "author")
+    el(ident, "gmd:abstract/gco:CharacterString", defn.abstract["en"])
+    for p in defn.managers:
+        party(el(ident, "gmd:pointOfContact"), p, "custodian")
+    words = [k for v in defn.keywords.values() for k in v]
+    if words:
+        kw = el(ident, "gmd:descriptiveKeywords/gmd:MD_Keywords")
+        for k in words:
+            el(kw, "gmd:keyword/gco:CharacterString", k)
+    name, url = defn.licence_name_url()
+    el(ident, "gmd:resourceConstraints/gmd:MD_LegalConstraints/gmd:otherConstraints/"
+              "gco:CharacterString", f"{name}{f' ({url})' if url else ''}; access: {defn.share_type}")
+    el(ident, "gmd:language/gco:CharacterString", "eng")
+    ext = el(ident, "gmd:extent/gmd:EX_Extent")
+    box = el(ext, "gmd:geographicElement/gmd:EX_GeographicBoundingBox")
+    for tag, key in (("westBoundLongitude", "west"), ("eastBoundLongitude", "east"),
+                     ("southBoundLatitude", "south"), ("northBoundLatitude", "north")):
+        el(box, f"gmd:{tag}/gco:Decimal", repr(float(b[key])))
+    period = el(ext, "gmd:temporalElement/gmd:EX_TemporalExtent/gmd:extent/gml:TimePeriod")
+    period.set(f"{{{GML}}}id", "extent")
+    el(period, "gml:beginPosition", computed["time_start"])
+    el(period, "gml:endPosition", computed["time_end"])
+    dist = el(root, "gmd:distributionInfo/gmd:MD_Distribution")
+    for f in computed["formats"]:
+        fm = el(dist, "gmd:distributionFormat/gmd:MD_Format")
+        el(fm, "gmd:name/gco:CharacterString", f)
+        el(fm, "gmd:version/gco:CharacterString", "unknown")
+    dq = el(root, "gmd:dataQualityInfo/gmd:DQ_DataQuality")
+    el(dq, "gmd:scope/gmd:DQ_Scope/gmd:level/gmd:MD_ScopeCode", "dataset",
+       codeList="http://standards.iso.org/iso/19139/resources/gmxCodelists.xml#MD_ScopeCode",
+       codeListValue="dataset")
+    el(dq, "gmd:lineage/gmd:LI_Lineage/gmd:statement/gco:CharacterString",
+       f"{defn.source}. {defn.method}. Quality: {defn.quality}")
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
 def stac_collection(stage: Path, defn: DatasetDefinition, computed: dict, runs) -> None:
     """``collection.json`` and ``stac/<id>.json``, one Item per run (the run's own Item under a
     dataset-unique, stable id, its assets pointing into ``runs/<id>/``), all links relative;
@@ -254,6 +344,7 @@ def write_all(stage: Path, defn: DatasetDefinition, computed: dict, files: list[
     rec["citation_given"] = defn.citation
     xml = datacite_xml(defn, computed, files)
     (stage / "datacite.xml").write_text(xml, encoding="utf-8")
+    (stage / "iso19139.xml").write_text(iso19139_xml(defn, computed, files), encoding="utf-8")
     write_json(stage / "dataset.jsonld", jsonld(defn, computed, files))
     (stage / "citation.ris").write_text(ris(defn, computed), encoding="utf-8")
     (stage / "citation.bib").write_text(bibtex(defn, computed), encoding="utf-8")

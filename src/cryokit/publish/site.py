@@ -18,8 +18,8 @@ from .catalog import read_index
 __all__ = ["build_site", "extent_svg", "serve"]
 
 TEMPLATES = Path(__file__).with_name("templates")
-EXPORTS = ("dataset.json", "collection.json", "datacite.xml", "dataset.jsonld", "citation.ris",
-           "citation.bib")
+EXPORTS = ("dataset.json", "collection.json", "datacite.xml", "iso19139.xml", "dataset.jsonld",
+           "citation.ris", "citation.bib")
 
 
 def _slug(text: str) -> str:
