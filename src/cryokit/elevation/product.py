@@ -551,17 +551,26 @@ def _centring_offset(dh, pred, table) -> float:
     """The constant that, added to the table's correction where it applies (``table``),
     keeps the median of the corrected stable dh at 0 over every pixel the correction chain
     touches: a curve through bin medians need not, and pixels near voids, out of the table,
-    need not share its median."""
+    need not share its median.
+
+    Half the pixels must fall below 0: those out of the table below 0 stay so, and the rest
+    must come from the table's residuals below the constant, so it is their k-th smallest.
+
+    Examples
+    --------
+    >>> r = np.array([-3.0, -1.0, 2.0, 5.0, 7.0])     # the last two out of the table
+    >>> o = _centring_offset(r, np.zeros(5), np.array([True] * 3 + [False] * 2))
+    >>> o, float(np.median(r - o * np.array([1, 1, 1, 0, 0])))
+    (2.0, 0.0)
+    """
     r = dh - np.where(table, pred, 0.0)
     ok = np.isfinite(r)
     r, t = r[ok], table[ok]
-    if not t.any():
+    rt = r[t]
+    if rt.size == 0:
         return 0.0
-    lo, hi = -10.0 * max(float(np.std(r)), 1e-3), 10.0 * max(float(np.std(r)), 1e-3)
-    for _ in range(50):             # median(r - o * table) falls as o grows: bisection
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if np.median(r - mid * t) > 0 else (lo, mid)
-    return float(0.5 * (lo + hi))
+    k = int(np.clip(r.size // 2 - int((r[~t] < 0).sum()), 0, rt.size - 1))
+    return float(np.partition(rt, k)[k])
 
 
 def _report(pair: DemPair, fit: CoregFit, setup, spans, results: blocks.BlockResults, curv_fit,
