@@ -122,9 +122,14 @@ def test_stac_collection_relative_and_stable(built, runs, definition, tmp_path):
     for p in [built / "collection.json", *(built / "stac").glob("*.json")]:
         text = p.read_text()
         assert str(built) not in text and '"/' not in text.replace('"/"', "")
+    import hashlib
     for i in items:
         for a in i.assets.values():
-            assert Path(a.get_absolute_href()).is_file(), a.href
+            path = Path(a.get_absolute_href())
+            assert path.is_file(), a.href
+            assert a.extra_fields["file:size"] == path.stat().st_size
+            assert a.extra_fields["file:checksum"] == \
+                "1220" + hashlib.sha256(path.read_bytes()).hexdigest()
     # a re-run gives the same ids
     again = tmp_path / "again"
     assert main(["-q", "dataset", "build", str(definition), *map(str, runs), "-o", str(again)]) == 0

@@ -295,7 +295,11 @@ def iso19139_xml(defn: DatasetDefinition, computed: dict, files: list[dict]) -> 
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def stac_collection(stage: Path, defn: DatasetDefinition, computed: dict, runs) -> None:
+FILE_EXT = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
+
+
+def stac_collection(stage: Path, defn: DatasetDefinition, computed: dict, runs,
+                    files: list[dict] = ()) -> None:
     """``collection.json`` and ``stac/<id>.json``, one Item per run (the run's own Item under a
     dataset-unique, stable id, its assets pointing into ``runs/<id>/``), all links relative;
     the scientific and version extensions on the Collection."""
@@ -325,6 +329,7 @@ def stac_collection(stage: Path, defn: DatasetDefinition, computed: dict, runs) 
     col.add_asset("thumbnail", pystac.Asset("./thumbnail.png", media_type="image/png",
                                             roles=["thumbnail"]))
     col.set_self_href(str(stage / "collection.json"))
+    by_path = {f["path"]: f for f in files}
     for r in runs:
         d = dict(r["item"])
         d["id"] = r["id"]
@@ -332,7 +337,14 @@ def stac_collection(stage: Path, defn: DatasetDefinition, computed: dict, runs) 
         item = pystac.Item.from_dict(d, preserve_dict=False)
         for a in item.assets.values():   # relative to stac/<id>.json: the run's own files
             if not a.href.startswith(("http://", "https://", "/")):
-                a.href = f"../runs/{r['id']}/{a.href.removeprefix('./')}"
+                path = f"runs/{r['id']}/{a.href.removeprefix('./')}"
+                a.href = f"../{path}"
+                f = by_path.get(path)
+                if f is not None:        # file extension: size, SHA-256 as a multihash
+                    a.extra_fields["file:size"] = f["size_bytes"]
+                    a.extra_fields["file:checksum"] = "1220" + f["sha256"]
+        if FILE_EXT not in item.stac_extensions:
+            item.stac_extensions.append(FILE_EXT)
         col.add_item(item)
         item.set_self_href(str(stage / "stac" / f"{r['id']}.json"))
     col.save(pystac.CatalogType.SELF_CONTAINED)
@@ -348,6 +360,6 @@ def write_all(stage: Path, defn: DatasetDefinition, computed: dict, files: list[
     write_json(stage / "dataset.jsonld", jsonld(defn, computed, files))
     (stage / "citation.ris").write_text(ris(defn, computed), encoding="utf-8")
     (stage / "citation.bib").write_text(bibtex(defn, computed), encoding="utf-8")
-    stac_collection(stage, defn, computed, runs)
+    stac_collection(stage, defn, computed, runs, files)
     write_json(stage / "dataset.json", rec)
     return rec
