@@ -348,3 +348,15 @@ def test_internal_error_is_one_line_exit_1_and_debug_shows_it(monkeypatch, input
     assert len(err.splitlines()) == 1 and "internal error" in err and "--debug" in err
     with pytest.raises(ZeroDivisionError):
         main(["--debug", *args])
+
+
+def test_cli_start_up_imports_no_science_stack():
+    """`cryokit --help` and usage errors need typer only: numpy, pandas, rasterio and the rest
+    load inside the command that uses them (start-up under half a second)."""
+    import subprocess
+    import sys
+    code = ("import sys, cryokit.cli; heavy = [m for m in ('numpy', 'pandas', 'rasterio', "
+            "'scipy', 'numba', 'xarray', 'sklearn', 'matplotlib', 'duckdb') if m in sys.modules]; "
+            "print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", out.stdout

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import re
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-import numpy as np
 
 from ..core.errors import UserError
 from ..core.outputs import guarded_dir, guarded_file
@@ -67,7 +68,7 @@ def features(
 
     options.positive("--block", block)
     options.positive("--workers", workers)
-    if not np.isfinite(scale) or scale == 0 or not np.isfinite(offset):
+    if not math.isfinite(scale) or scale == 0 or not math.isfinite(offset):
         raise UserError(f"--scale must be a finite non-zero number and --offset finite, got "
                         f"{scale}, {offset}")
     if sar_units not in ("auto", "db", "linear"):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 
-import numpy as np
+import math
 
 PREFILTERS = ("none", "highpass", "wallis")
 MATCHERS = ("ncc", "oc")
@@ -103,7 +103,7 @@ class TrackParams:
             raise ValueError(f"prefilter must be one of {PREFILTERS}, got {self.prefilter!r}")
         if not 0 <= self.max_nodata < 1:
             raise ValueError(f"max_nodata must be in [0, 1), got {self.max_nodata}")
-        if not (self.min_snr >= 0 and np.isfinite(self.min_snr)):
+        if not (self.min_snr >= 0 and math.isfinite(self.min_snr)):
             raise ValueError(f"min_snr must be a finite number >= 0, got {self.min_snr}")
         if self.speckle_lowpass is not None and not self.speckle_lowpass > 0:
             raise ValueError(f"speckle_lowpass must be > 0 or None, got {self.speckle_lowpass}")
