@@ -56,8 +56,7 @@ class TrainOptions:
 
     label_column: str | None = None
     local: int | None = None          # tile size in pixels; None = one global model
-    legend: str | None = None         # legend file, or "calc" (CALC-2020); None: the labels'
-
+    legend: str | None = None         # legend file, "calc" (CALC-2020), None: the labels' own
     prior: str = "none"               # none | train: class-prior correction (global models)
     blend: float = 1.0                # local: blending ramp width, fraction of a tile
     model: ModelParams = field(default_factory=ModelParams)   # the estimators' parameters
@@ -229,7 +228,7 @@ def _map_meta(legend: Legend, classes, conf_band: bool) -> _MapMeta:
         {"value": k["code"], "class": k["name"], "colour": k["colour"],
          "predicted": k["code"] in classes} for k in legend.to_dict()["classes"]]
     tags = {**legend.to_tags(), "CLASSES": json.dumps(table, separators=(",", ":")),
-            "NODATA_MEANING": "0 = no data (a feature was NaN) or outside the region",
+            "NODATA_MEANING": "0 = no data (no valid feature) or outside the region",
             "UNITS": "class code"}
     desc = ["land cover class code (legend in colour table and LEGEND tag)"]
     band = [{**{f"CLASS_{c}": n for c, n in zip(legend.codes, legend.names)},
