@@ -78,14 +78,41 @@ def gather_runs(run_dirs) -> list[dict]:
     return runs
 
 
+def lon_union(intervals) -> tuple[float, float]:
+    """The shortest longitude arc (west, east) covering every (west, east) interval, an
+    interval with west > east crossing the antimeridian; the result may cross it too.
+
+    Examples
+    --------
+    >>> lon_union([(10, 20), (15, 30)]), lon_union([(170, -170), (175, 179)])
+    ((10.0, 30.0), (170.0, -170.0))
+    >>> lon_union([(-179, -175), (175, 178)])       # closer across 180 than across 0
+    (175.0, -175.0)
+    """
+    arcs = sorted((float(w), float(e) if e >= w else float(e) + 360.0) for w, e in intervals)
+    merged = [list(arcs[0])]
+    for w, e in arcs[1:]:
+        if w <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([w, e])
+    if merged[-1][1] - merged[0][0] >= 360.0:
+        return -180.0, 180.0
+    # the widest gap between merged arcs (going round the circle) is what the union leaves out
+    gaps = [(merged[(i + 1) % len(merged)][0] + (360.0 if i + 1 == len(merged) else 0.0)
+             - merged[i][1], i) for i in range(len(merged))]
+    _, i = max(gaps)
+    west, east = merged[(i + 1) % len(merged)][0], merged[i][1]
+
+    def wrap(x):
+        return (x + 180.0) % 360.0 - 180.0 if not -180.0 <= x <= 180.0 else x
+    return wrap(west), wrap(east)
+
+
 def _bbox(recs) -> dict:
-    west = min(r["bbox"]["west"] for r in recs)
-    east = max(r["bbox"]["east"] for r in recs)
+    west, east = lon_union([(r["bbox"]["west"], r["bbox"]["east"]) for r in recs])
     south = min(r["bbox"]["south"] for r in recs)
     north = max(r["bbox"]["north"] for r in recs)
-    if any(r["bbox"]["west"] > r["bbox"]["east"] for r in recs):   # a run across 180 deg
-        west = min(r["bbox"]["west"] for r in recs if r["bbox"]["west"] > r["bbox"]["east"])
-        east = max(r["bbox"]["east"] for r in recs if r["bbox"]["west"] > r["bbox"]["east"])
     if not (-90 <= south <= north <= 90 and -180 <= west <= 180 and -180 <= east <= 180):
         raise UserError(f"runs give an invalid bounding box ({west}, {south}, {east}, {north})")
     return {"west": west, "east": east, "south": south, "north": north}
