@@ -102,6 +102,11 @@ def test_plots(burst, tmp_path, capsys):
     for f in ("velocity_map.png", f"timeseries_{pid}.png"):
         assert (out / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (out / f).stat().st_size > 20000
     assert main(["egms", "plot", str(path), "--pid", "zzz", "-o", str(out)]) == 2
+    # without --pid: the map only
+    only = tmp_path / "map-only"
+    assert main(["-q", "egms", "plot", str(path), "-o", str(only)]) == 0
+    assert sorted(p.name for p in only.iterdir() if not p.name.startswith(".")) == \
+        ["velocity_map.png"]
     from cryokit.egms.plots import symmetric_limit
     from cryokit.egms.stats import seasonal_model
     v = pts.column("mean_velocity").to_numpy()

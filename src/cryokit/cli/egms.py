@@ -268,16 +268,18 @@ def compare(
 @egms_app.command("plot")
 def plot(
     inp: Path = typer.Argument(..., metavar="INPUT", help="EGMS burst or tile (.zip or .csv)."),
-    pid: str = typer.Option(..., "--pid", help="Point whose time series is drawn (circled on the map)."),
-    outdir: Path = options.output_dir("Directory for velocity_map.png and timeseries_PID.png."),
+    pid: Optional[str] = typer.Option(None, "--pid", help="Point whose time series is also drawn (circled on the map); without it, the map only."),
+    outdir: Path = options.output_dir("Directory for velocity_map.png (and timeseries_PID.png with --pid)."),
     overwrite: bool = options.overwrite(),
 ):
-    """Velocity map (diverging colours, symmetric limits) and one point's series with its fit."""
+    """Velocity map (diverging colours, symmetric limits) and, with --pid, one point's series with its fit."""
     from ..egms.product import make_plots
 
-    files = [Path(outdir) / "velocity_map.png",
-             Path(outdir) / f"timeseries_{safe_name(pid, 'pid')}.png"]
+    files = [Path(outdir) / "velocity_map.png"]
+    if pid is not None:
+        files.append(Path(outdir) / f"timeseries_{safe_name(pid, 'pid')}.png")
     with guarded_file(files[0], inputs=(inp,), overwrite=overwrite, beside=files[1:]):
         rep = make_plots(inp, pid, outdir)
     options.summary("cryokit egms plot", [("points", str(rep["n_points"])),
-                                  ("output", f"{rep['velocity_map']}, {rep['timeseries']}")])
+                                  ("output", ", ".join(str(p) for p in (rep["velocity_map"],
+                                                                         rep["timeseries"]) if p))])

@@ -252,14 +252,17 @@ def make_compare(old, new, out, *, max_distance: float = 5.0) -> dict:
     return report
 
 
-def make_plots(inp, pid: str, outdir) -> dict:
-    """Velocity map of all points and the series of point ``pid`` with its model (PNGs)."""
+def make_plots(inp, pid: str | None, outdir) -> dict:
+    """Velocity map of all points and, with ``pid``, that point's series with its model
+    (PNGs; the point circled on the map)."""
     pts = load_points(inp)
     pids = pts.attrs["pid"].astype(str).to_numpy()
-    k = np.flatnonzero(pids == str(pid))
-    if not k.size:
-        raise UserError(f"pid {pid} not found", inp)
-    k = int(k[0])
+    k = None
+    if pid is not None:
+        hit = np.flatnonzero(pids == str(pid))
+        if not hit.size:
+            raise UserError(f"pid {pid} not found", inp)
+        k = int(hit[0])
     x, y = xy(pts, inp)
     v = numeric_column(pts, "mean_velocity", inp)
     level = pts.level
@@ -269,9 +272,11 @@ def make_plots(inp, pid: str, outdir) -> dict:
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     m = plots.velocity_map(outdir / "velocity_map.png", x, y, v, title=f"{pts.name}",
-                           label=label, highlight=(x[k], y[k]))
-    ts = plots.timeseries_plot(outdir / f"timeseries_{safe_name(pid, 'pid')}.png", pts.dates, pts.disp[k],
-                               title=f"{pts.name}: point {pid}",
-                               label=label.replace("mean ", "").replace("velocity (mm/yr)",
-                                                                      "displacement (mm)"))
+                           label=label, highlight=(x[k], y[k]) if k is not None else None)
+    ts = None
+    if k is not None:
+        ts = plots.timeseries_plot(
+            outdir / f"timeseries_{safe_name(pid, 'pid')}.png", pts.dates, pts.disp[k],
+            title=f"{pts.name}: point {pid}",
+            label=label.replace("mean ", "").replace("velocity (mm/yr)", "displacement (mm)"))
     return {"velocity_map": m, "timeseries": ts, "n_points": int(len(pids))}
