@@ -175,8 +175,14 @@ def _read(s: BlockSetup, r0: int, r1: int) -> dict:
         out["second"] = {"min_curvature": kmin, "elevation": z}.get(s.second)
         if out["second"] is not None:
             out["second"] = out["second"][crop]
-        out["hp"] = (resolution.highpasses(z, s.kernel_sigmas)[crop].astype(np.float32)
-                     if s.kernel_sigmas else None)
+        out["hp"] = None
+        if s.kernel_sigmas:
+            # The samples pass leaves its high-passes in scratch for the correction pass.
+            cached = os.path.join(s.scratch, f"hp_{r0}.npy")
+            if os.path.exists(cached):
+                out["hp"] = np.load(cached)
+            else:
+                out["hp"] = resolution.highpasses(z, s.kernel_sigmas)[crop].astype(np.float32)
     out["stable"] = np.load(s.stable_path, mmap_mode="r")[r0:r1] \
         & np.isfinite(out["ref"]) & np.isfinite(out["tba"])
     out["labels"] = (np.asarray(np.load(s.labels_path, mmap_mode="r")[r0:r1])
@@ -193,6 +199,8 @@ def bias_samples(span: tuple[int, int], setup: BlockSetup) -> dict:
     """
     r0, r1 = span
     d = _read(setup, r0, r1)
+    if d["hp"] is not None:
+        np.save(os.path.join(setup.scratch, f"hp_{r0}.npy"), d["hp"])
     dh = d["ref"] - d["aligned"]
     table = np.isfinite(d["kmax"])
     if d["second"] is not None:
