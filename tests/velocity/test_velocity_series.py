@@ -24,12 +24,10 @@ YEARS = [(dt.date(1999, 8, 1), dt.date(2000, 7, 26), False, 0.01),
          (dt.date(2002, 8, 12), dt.date(2003, 8, 9), True, 0.012)]
 
 
-@pytest.fixture(scope="module")
-def karakoram(tmp_path_factory):
+def write_karakoram(d):
     """Eight images of one valley glacier (same relief and flow, new noise and gaps each
     year), 6 px/yr on the centreline, and a pairs file naming the four yearly pairs: the scene
     of the single-pair accuracy tests (tests/velocity/test_velocity_engine.py)."""
-    d = tmp_path_factory.mktemp("karakoram")
     images, truth, lines = [], {}, ["image1;image2"]
     for t1, t2, slc, noise in YEARS:
         p = make_glacier_pair((768, 768), seed=3, max_speed_px=6, noise=noise, slc_off=slc)
@@ -43,6 +41,13 @@ def karakoram(tmp_path_factory):
         truth[(t1, t2)] = p
     (d / "pairs.csv").write_text("\n".join(lines) + "\n")
     write_cog(d / "stable.tif", p.stable.astype("uint8"), p.grid, nodata=None)
+    return images, truth
+
+
+@pytest.fixture(scope="module")
+def karakoram(tmp_path_factory):
+    d = tmp_path_factory.mktemp("karakoram")
+    images, truth = write_karakoram(d)
     return d, images, truth
 
 

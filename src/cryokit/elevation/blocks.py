@@ -314,12 +314,15 @@ def apply_block(span: tuple[int, int], setup: BlockSetup) -> dict:
             k = keep(rows + r0, cols, w, p, _SALT_STATS)
             out["samples"][(when, name)] = arr[rows[k], cols[k]].astype(np.float32)
     out["chain"] = []
+    # One draw of the sample for every step: a pixel's hash does not depend on the step.
+    rows, cols = np.nonzero(stable)
+    k = keep(rows + r0, cols, w, s.p_stats[0], _SALT_STATS)
+    rows, cols = rows[k], cols[k]
     for name, z in stages:         # stable dh after each step of the correction chain
         v = ref_z - z
         ok = stable & np.isfinite(v)
-        rows, cols = np.nonzero(ok)
-        k = keep(rows + r0, cols, w, s.p_stats[0], _SALT_STATS)
-        out["chain"].append((name, _moments(v[ok]), v[rows[k], cols[k]].astype(np.float32)))
+        vs = v[rows, cols]
+        out["chain"].append((name, _moments(v[ok]), vs[np.isfinite(vs)].astype(np.float32)))
     np.save(os.path.join(s.scratch, f"dh_{r0}.npy"), dh.astype(np.float32, copy=False))
     np.save(os.path.join(s.scratch, f"aligned_{r0}.npy"), aligned.astype(np.float32, copy=False))
     if s.keep_inputs:

@@ -42,7 +42,8 @@ def datacentre_record(defn: DatasetDefinition, computed: dict, files: list[dict]
         "license_type": defn.licence, "license_name": name, "license_url": url,
         "ds_share_type": defn.share_type,
         "doi_value": defn.doi, "cstr": defn.cstr, "identifier_note": defn.identifier_note,
-        "citation": citation_text(defn, computed), "project": defn.project,
+        "citation": citation_text(defn, computed), "citation_given": defn.citation,
+        "project": defn.project,
         "funding": defn.funding, "keywords": defn.keywords, "version": defn.version,
         "supersedes": defn.supersedes,
         "ds_west": b["west"], "ds_east": b["east"], "ds_south": b["south"], "ds_north": b["north"],
@@ -353,7 +354,6 @@ def stac_collection(stage: Path, defn: DatasetDefinition, computed: dict, runs,
 def write_all(stage: Path, defn: DatasetDefinition, computed: dict, files: list[dict],
               runs) -> dict:
     rec = datacentre_record(defn, computed, files)
-    rec["citation_given"] = defn.citation
     xml = datacite_xml(defn, computed, files)
     (stage / "datacite.xml").write_text(xml, encoding="utf-8")
     (stage / "iso19139.xml").write_text(iso19139_xml(defn, computed, files), encoding="utf-8")
